@@ -1,0 +1,36 @@
+/**
+ * Runs the knex migrations. The migration list is explicit (not a directory scan) so the same
+ * code runs from TypeScript sources under tsx and from the compiled JavaScript in the image.
+ */
+import type { Knex } from 'knex';
+import * as initial from './migrations/0001_initial.js';
+
+interface Migration {
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+const migrations: Record<string, Migration> = {
+  '0001_initial': initial,
+};
+
+const source: Knex.MigrationSource<string> = {
+  getMigrations: () => Promise.resolve(Object.keys(migrations).sort()),
+  getMigrationName: (name) => name,
+  getMigration: (name) => {
+    const migration = migrations[name];
+    if (!migration) throw new Error(`unknown migration ${name}`);
+    return Promise.resolve(migration);
+  },
+};
+
+/** Applies every pending migration; returns the names applied (none when up to date). */
+export async function migrateLatest(db: Knex): Promise<string[]> {
+  const [, applied] = (await db.migrate.latest({ migrationSource: source })) as [number, string[]];
+  return applied;
+}
+
+/** Rolls every migration back (tests and `npm run migrate -- --down`). */
+export async function migrateDownAll(db: Knex): Promise<void> {
+  await db.migrate.rollback({ migrationSource: source }, true);
+}

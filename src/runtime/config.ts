@@ -1,0 +1,57 @@
+/**
+ * Configuration, validated once at start-up (zod over process.env) with defaults that work on a
+ * laptop. Every variable is documented in .env.example; keep the two in sync.
+ */
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+const int = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+export const configSchema = z.object({
+  /** PostgreSQL connection string; unset means the embedded database started by `npm start`. */
+  DATABASE_URL: z.string().url().optional(),
+  /** Redis connection string; unset means the embedded buffer (a queue table in PostgreSQL). */
+  REDIS_URL: z.string().url().optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Port a function listens on (Knative sets it). */
+  PORT: int(8080),
+  /** Redis stream holding buffered usage; the consumer group is always "save". */
+  BUFFER_STREAM: z.string().min(1).default('faasbilling:usage'),
+  /** Largest request body collect reads, in bytes. */
+  COLLECT_MAX_BODY_BYTES: int(8 * 1024 * 1024),
+  /** Most events in one cloudevents batch. */
+  COLLECT_MAX_BATCH_EVENTS: int(1000),
+  /** Events one collect instance buffers before it asks save to run now (a flush reply). */
+  COLLECT_FLUSH_EVERY_EVENTS: int(5000),
+  /** (source, id) pairs collect remembers to drop repeats before they reach the buffer. */
+  COLLECT_DEDUP_CAPACITY: int(200_000),
+  /** Buffer entries save reads per transaction. */
+  SAVE_BATCH_ENTRIES: int(50),
+  /** How long one save invocation keeps draining, in ms. */
+  SAVE_TIME_BUDGET_MS: int(25_000),
+  /** Entries pending longer than this (a crashed consumer's) are claimed by save, in ms. */
+  SAVE_CLAIM_IDLE_MS: int(60_000),
+  /** Consumer name in the group; one per pod. */
+  SAVE_CONSUMER: z.string().min(1).default(`save-${hostname()}-${process.pid}`),
+  /** Pool size of each function's PostgreSQL connections. */
+  DATABASE_POOL_MAX: int(4),
+});
+export type Config = z.infer<typeof configSchema>;
+
+/** Reads and validates the configuration; throws one error naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new Error(`invalid configuration: ${problems}`);
+  }
+  return parsed.data;
+}
+
+/** The database URL, or an error that says how to provide one. */
+export function requireDatabaseUrl(config: Pick<Config, 'DATABASE_URL'>): string {
+  if (!config.DATABASE_URL) {
+    throw new Error('DATABASE_URL is not set: point it at PostgreSQL, or run everything with `npm start` (embedded database)');
+  }
+  return config.DATABASE_URL;
+}

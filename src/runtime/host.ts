@@ -1,0 +1,132 @@
+/**
+ * Serves one function under faas-js-runtime (as its pod would) and mends two gaps of the
+ * runtime at the HTTP layer: errors its framework answers itself (malformed JSON, body too large)
+ * become problem+json and are counted, and /metrics carries our stage metrics beside the
+ * runtime's faas_* metrics.
+ */
+import faas from 'faas-js-runtime';
+import type { IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http';
+import { problemContentType } from '../contract/problem.js';
+import type { FunctionModule } from './function.js';
+
+export interface HostOptions {
+  port: number;
+  /** Folder holding the function's func.yaml (read by faas-js-runtime). */
+  functionDir: string;
+  bodyLimitBytes: number;
+  logLevel?: string;
+}
+
+type BodyTransform = (body: Buffer) => Promise<{ body: string; contentType: string }>;
+
+/**
+ * Lets `decide` replace a response body once the status and headers are known. Only responses
+ * written with writeHead (as fastify writes them) are seen.
+ */
+function rewriteResponse(res: ServerResponse, decide: (status: number, headers: OutgoingHttpHeaders) => BodyTransform | undefined): void {
+  // Our replacements are own properties shadowing the prototype's methods; deleting them restores.
+  const writeHead = res.writeHead.bind(res);
+  const write = res.write.bind(res);
+  const end = res.end.bind(res);
+  const chunks: Buffer[] = [];
+  let status = 200;
+  let headers: OutgoingHttpHeaders = {};
+  let transform: BodyTransform | undefined;
+  // Set once the body is captured. The framework may answer again because the response does not
+  // look ended yet (an async handler that resolves after send() is answered a second time): those
+  // later writes are dropped, the first answer is the one sent.
+  let captured = false;
+  const restore = (): void => {
+    for (const method of ['writeHead', 'write', 'end']) Reflect.deleteProperty(res, method);
+  };
+  const toBuffer = (chunk: unknown): Buffer | undefined =>
+    typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : chunk instanceof Uint8Array ? Buffer.from(chunk) : undefined;
+
+  Object.assign(res, {
+    writeHead(this: ServerResponse, code: number, ...rest: unknown[]) {
+      if (captured) return res;
+      const given = rest.find((r): r is OutgoingHttpHeaders => typeof r === 'object' && r !== null && !Array.isArray(r));
+      status = code;
+      headers = { ...given };
+      transform = decide(code, headers);
+      if (!transform) {
+        restore();
+        return (writeHead as (...args: unknown[]) => ServerResponse)(code, ...rest);
+      }
+      return res;
+    },
+    write(this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+      if (captured) return true;
+      if (!transform) return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
+      const buffer = toBuffer(chunk);
+      if (buffer) chunks.push(buffer);
+      return true;
+    },
+    end(this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+      if (captured) return res;
+      if (!transform) return (end as (...args: unknown[]) => ServerResponse)(chunk, ...rest);
+      captured = true;
+      const buffer = toBuffer(chunk);
+      if (buffer) chunks.push(buffer);
+      const apply = transform;
+      void apply(Buffer.concat(chunks))
+        .catch((err: unknown) => ({ body: String(err), contentType: 'text/plain; charset=utf-8' }))
+        .then(({ body, contentType }) => {
+          // The overrides stay in place (captured), so a late second answer cannot reach the socket.
+          if (res.headersSent || res.destroyed) return;
+          delete headers['content-length'];
+          delete headers['Content-Length'];
+          writeHead(status, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
+          end(body);
+        });
+      return res;
+    },
+  });
+}
+
+/** Turns the framework's own JSON error bodies ({statusCode, error, message}) into problem+json. */
+function frameworkErrorToProblem(status: number): BodyTransform {
+  return (body) => {
+    let detail = body.toString('utf8');
+    let title = 'error';
+    try {
+      const parsed = JSON.parse(detail) as { message?: string; error?: string; code?: string };
+      detail = parsed.message ?? detail;
+      title = (parsed.error ?? title).toLowerCase();
+    } catch {
+      // Not JSON after all: the raw text is the best detail there is.
+    }
+    const code = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : status === 400 ? 'malformed_json' : 'http_error';
+    const hint = status === 413 ? ' (split the batch into smaller requests)' : '';
+    const problem = { type: `urn:faasbilling:problem:${code}`, title, status, detail: `${detail}${hint}` };
+    return Promise.resolve({ body: JSON.stringify(problem), contentType: problemContentType });
+  };
+}
+
+/** Starts the function on `options.port`; resolves with the listening server. */
+export async function serveFunction(module: FunctionModule, options: HostOptions): Promise<Server> {
+  // The runtime's typings describe health checks over Http2ServerResponse and omit config and
+  // bodyLimit, but at run time it passes fastify's reply and reads both options.
+  const server = await faas.start(module as unknown as Parameters<typeof faas.start>[0], {
+    port: options.port,
+    logLevel: options.logLevel ?? 'warn',
+    config: options.functionDir,
+    bodyLimit: options.bodyLimitBytes,
+  } as unknown as Parameters<typeof faas.start>[1]);
+  const upstream = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
+  server.removeAllListeners('request');
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const metrics = module.instance()?.metrics;
+    const isMetrics = req.method === 'GET' && (req.url ?? '').split('?')[0] === '/metrics';
+    rewriteResponse(res, (status, headers) => {
+      if (isMetrics && status === 200 && metrics) {
+        return async (body) => ({ body: `${body.toString('utf8')}\n${await metrics.registry.metrics()}`, contentType: String(headers['content-type'] ?? 'text/plain') });
+      }
+      if (status >= 400) metrics?.requestProblems.inc({ status: String(status) });
+      const contentType = String(headers['content-type'] ?? '');
+      return status >= 400 && contentType.startsWith('application/json') ? frameworkErrorToProblem(status) : undefined;
+    });
+    for (const listener of upstream) listener.call(server, req, res);
+  });
+  return server;
+}

@@ -1,0 +1,128 @@
+/**
+ * The save stage: drains the buffer into usage_raw within a time budget. Entries are acknowledged
+ * only after their transaction has committed; entries a crashed consumer left pending are claimed
+ * first. An entry that fails on its own while the database is up goes to dead_letters, so one bad
+ * entry never blocks the rest.
+ */
+import type { Logger } from 'pino';
+import { BillingError } from '../contract/problem.js';
+import type { UsageSavedData } from '../contract/events.js';
+import type { BufferEntry, UsageBuffer } from '../adapters/buffer/types.js';
+import type { StoreResult, UsageStore } from '../adapters/usage-store.js';
+import type { StageMetrics } from '../runtime/metrics.js';
+
+export interface SaveOptions {
+  buffer: UsageBuffer;
+  store: UsageStore;
+  metrics: StageMetrics;
+  logger: Logger;
+  consumer: string;
+  batchEntries: number;
+  timeBudgetMs: number;
+  claimIdleMs: number;
+}
+
+const minIso = (a: string | null, b: string | null): string | null => (a === null ? b : b === null || a <= b ? a : b);
+const maxIso = (a: string | null, b: string | null): string | null => (a === null ? b : b === null || a >= b ? a : b);
+
+/** Sums per-batch results into the figures of one drain. */
+class DrainTotals {
+  inserted = 0;
+  duplicates = 0;
+  deadLettered = 0;
+  minTime: string | null = null;
+  maxTime: string | null = null;
+  readonly tenants = new Set<string>();
+
+  add(result: StoreResult): void {
+    this.inserted += result.inserted;
+    this.duplicates += result.duplicates;
+    this.deadLettered += result.deadLettered;
+    this.minTime = minIso(this.minTime, result.minTime);
+    this.maxTime = maxIso(this.maxTime, result.maxTime);
+    for (const tenant of result.tenants) this.tenants.add(tenant);
+  }
+
+  toEventData(): UsageSavedData {
+    return {
+      inserted: this.inserted,
+      duplicates: this.duplicates,
+      dead_lettered: this.deadLettered,
+      min_time: this.minTime,
+      max_time: this.maxTime,
+      tenants: [...this.tenants].sort(),
+    };
+  }
+}
+
+export class Saver {
+  constructor(private readonly options: SaveOptions) {}
+
+  /** Drains until the buffer is empty or the time budget is spent; returns what was stored. */
+  async drain(): Promise<UsageSavedData> {
+    const { buffer, consumer, batchEntries, claimIdleMs, timeBudgetMs } = this.options;
+    const deadline = Date.now() + timeBudgetMs;
+    const totals = new DrainTotals();
+    let entries = await buffer.claimStale(consumer, claimIdleMs, batchEntries);
+    while (Date.now() < deadline) {
+      if (entries.length === 0) entries = await buffer.readNew(consumer, batchEntries);
+      if (entries.length === 0) break;
+      await this.saveBatch(entries, totals);
+      entries = [];
+    }
+    return totals.toEventData();
+  }
+
+  private async saveBatch(entries: BufferEntry[], totals: DrainTotals): Promise<void> {
+    const { buffer, store, metrics } = this.options;
+    const records = entries.flatMap((e) => e.records);
+    metrics.batchSize.observe(records.length);
+    const stopTimer = metrics.saveSeconds.startTimer();
+    try {
+      this.record(totals, await store.store(records));
+    } catch (err) {
+      metrics.saveFailures.inc();
+      await this.isolateFailure(entries, totals, err);
+      return;
+    } finally {
+      stopTimer();
+    }
+    await buffer.ack(entries.map((e) => e.id));
+  }
+
+  /**
+   * A failed batch: if the database is down, leave every entry pending (redelivered later) and
+   * fail the invocation so the Broker retries. If it is up, the data is at fault: store entry by
+   * entry and dead-letter the ones that fail alone.
+   */
+  private async isolateFailure(entries: BufferEntry[], totals: DrainTotals, cause: unknown): Promise<void> {
+    const { buffer, store, logger } = this.options;
+    try {
+      await store.ping();
+    } catch {
+      throw new BillingError('database_unavailable', `PostgreSQL is not reachable; ${entries.length} buffer entries stay pending and will be saved when it is back`, true, undefined, { cause });
+    }
+    logger.warn({ err: cause, entries: entries.length }, 'batch failed with the database up; saving entry by entry');
+    for (const entry of entries) {
+      try {
+        this.record(totals, await store.store(entry.records));
+      } catch (err) {
+        const detail = `insert failed: ${err instanceof Error ? err.message : String(err)}`;
+        const written = await store.deadLetterRecords(entry.records, 'insert_failed', detail);
+        totals.deadLettered += written;
+        this.options.metrics.deadLettered.inc({ reason: 'insert_failed' }, written);
+        logger.error({ err, entry: entry.id }, 'buffer entry dead-lettered');
+      }
+      await buffer.ack([entry.id]);
+    }
+  }
+
+  /** Adds one stored batch to the drain's totals and to the metrics. */
+  private record(totals: DrainTotals, result: StoreResult): void {
+    const { metrics } = this.options;
+    totals.add(result);
+    metrics.rowsInserted.inc(result.inserted);
+    metrics.duplicatesDropped.inc({ stage: 'save' }, result.duplicates);
+    metrics.deadLettered.inc({ reason: 'unknown_tenant' }, result.deadLettered);
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * `npm start` on embedded defaults (no DATABASE_URL, no REDIS_URL): the real runner, its child
+ * function processes, the local broker and the embedded PostgreSQL, driven over HTTP.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { EventType } from '../src/contract/events.js';
+import { freePort } from './support/net.js';
+import { usageCloudEvent } from './support/usage.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Polls `check` until it returns true, at most `timeoutMs`. */
+async function eventually(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('npm start on embedded defaults', function () {
+  this.timeout(180_000);
+  let runner: ChildProcess;
+  let output = '';
+  let brokerUrl: string;
+  let collectUrl: string;
+  let databaseUrl: string;
+
+  before(async () => {
+    const [brokerPort, functionsPort, pgPort] = [await freePort(), await freePort(), await freePort()];
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      LOCAL_BROKER_PORT: String(brokerPort),
+      LOCAL_FUNCTIONS_PORT: String(functionsPort),
+      EMBEDDED_PG_PORT: String(pgPort),
+      LOCAL_DATA_DIR: 'memory',
+      LOG_LEVEL: 'warn',
+    };
+    delete env.DATABASE_URL;
+    delete env.REDIS_URL;
+    runner = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/local/start.ts')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    runner.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    runner.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    await eventually(() => Promise.resolve(output.includes('Press Ctrl-C') || runner.exitCode !== null), 120_000, 'npm start to be ready');
+    assert.equal(runner.exitCode, null, output);
+    brokerUrl = `http://127.0.0.1:${brokerPort}`;
+    collectUrl = `http://127.0.0.1:${functionsPort}`;
+    databaseUrl = `postgres://postgres@127.0.0.1:${pgPort}/postgres?sslmode=disable`;
+  });
+
+  after(() => {
+    if (runner.exitCode === null) runner.kill('SIGKILL');
+  });
+
+  it('prints where the broker, the functions and the database are', () => {
+    assert.match(output, new RegExp(`broker\\s+${brokerUrl}`));
+    assert.match(output, new RegExp(`collect\\s+${collectUrl}`));
+    assert.match(output, /embedded PGlite/);
+  });
+
+  it('turns 1,000 usage events posted to the broker into 1,000 rows', async () => {
+    const events = Array.from({ length: 1000 }, (_, i) => usageCloudEvent({ id: `start-${i}`, source: '/test/npm-start' }));
+    for (let i = 0; i < events.length; i += 100) {
+      const res = await fetch(brokerUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/cloudevents-batch+json' },
+        body: JSON.stringify(events.slice(i, i + 100)),
+      });
+      assert.equal(res.status, 202, await res.text());
+    }
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    try {
+      const count = async () => (await client.query<{ n: number; d: number }>(`SELECT count(*)::int AS n, count(DISTINCT event_id)::int AS d FROM usage_raw WHERE source = '/test/npm-start'`)).rows[0];
+      let flushes = 0;
+      // Deliveries to collect run concurrently in the broker; flushing until all have landed.
+      await eventually(
+        async () => {
+          flushes += 1;
+          await fetch(brokerUrl, {
+            method: 'POST',
+            headers: { 'ce-specversion': '1.0', 'ce-type': EventType.bufferFlush, 'ce-source': '/test', 'ce-id': `flush-${flushes}`, 'content-type': 'application/json' },
+            body: '{}',
+          });
+          return (await count())?.n === 1000;
+        },
+        90_000,
+        '1,000 rows in usage_raw',
+      );
+      assert.deepEqual(await count(), { n: 1000, d: 1000 });
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('stops cleanly on Ctrl-C (SIGINT)', async () => {
+    const exited = new Promise<number | null>((resolve) => runner.once('exit', (code) => resolve(code)));
+    runner.kill('SIGINT');
+    assert.equal(await exited, 0, output);
+  });
+});
