@@ -4,9 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { CloudEvent, HTTP } from 'cloudevents';
+import { CloudEvent } from 'cloudevents';
 import { EventType } from '../../src/contract/events.js';
-import { problemContentType, type Problem } from '../../src/contract/problem.js';
 import { PostgresQueueBuffer } from '../../src/adapters/buffer/postgres-queue.js';
 import { RedisStreamBuffer } from '../../src/adapters/buffer/redis.js';
 import type { BufferEntry, UsageBuffer } from '../../src/adapters/buffer/types.js';
@@ -15,26 +14,9 @@ import { startFunction, type RunningFunction } from '../../test/support/function
 import { CuttableProxy } from '../../test/support/net.js';
 import { usageCloudEvent } from '../../test/support/usage.js';
 import { createCollect } from './index.js';
+import { assertProblem, post, postBinary } from '../../test/support/http.js';
 
 const redisUrl = process.env.REDIS_URL;
-
-async function post(url: string, headers: Record<string, string>, body: string): Promise<{ status: number; headers: Headers; json: unknown }> {
-  const res = await fetch(url, { method: 'POST', headers, body });
-  const text = await res.text();
-  let json: unknown = text;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    // Not JSON: keep the text for the assertion message.
-  }
-  return { status: res.status, headers: res.headers, json };
-}
-
-/** Posts a CloudEvent in binary mode (as the Broker delivers). */
-function postBinary(url: string, event: CloudEvent<unknown>) {
-  const message = HTTP.binary(event);
-  return post(url, message.headers as Record<string, string>, message.body as string);
-}
 
 const usageEvent = (overrides: Parameters<typeof usageCloudEvent>[0] = {}) => new CloudEvent(usageCloudEvent(overrides));
 
@@ -47,15 +29,6 @@ async function drainAll(buffer: UsageBuffer): Promise<BufferEntry[]> {
   return entries;
 }
 const idsIn = (entries: BufferEntry[]) => entries.flatMap((e) => e.records.map((r) => r.id));
-
-function assertProblem(response: { status: number; headers: Headers; json: unknown }, status: number): Problem {
-  assert.equal(response.status, status, JSON.stringify(response.json));
-  assert.match(response.headers.get('content-type') ?? '', new RegExp(`^${problemContentType.replace('+', '\\+')}`));
-  const problem = response.json as Problem;
-  assert.equal(problem.status, status);
-  assert.ok(problem.detail.length > 0);
-  return problem;
-}
 
 describe('collect function', function () {
   let database: TestDatabase;

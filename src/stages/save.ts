@@ -63,9 +63,9 @@ export class Saver {
     const { buffer, consumer, batchEntries, claimIdleMs, timeBudgetMs } = this.options;
     const deadline = Date.now() + timeBudgetMs;
     const totals = new DrainTotals();
-    let entries = await buffer.claimStale(consumer, claimIdleMs, batchEntries);
+    let entries = await this.withBuffer(() => buffer.claimStale(consumer, claimIdleMs, batchEntries));
     while (Date.now() < deadline) {
-      if (entries.length === 0) entries = await buffer.readNew(consumer, batchEntries);
+      if (entries.length === 0) entries = await this.withBuffer(() => buffer.readNew(consumer, batchEntries));
       if (entries.length === 0) break;
       await this.saveBatch(entries, totals);
       entries = [];
@@ -87,7 +87,31 @@ export class Saver {
     } finally {
       stopTimer();
     }
-    await buffer.ack(entries.map((e) => e.id));
+    await this.withBuffer(() => buffer.ack(entries.map((e) => e.id)));
+  }
+
+  /**
+   * Runs a buffer call. When it fails because a dependency is down, the invocation fails with a
+   * retryable 503 naming it (the queue-table buffer lives in PostgreSQL, so a database outage
+   * shows up here first); any other failure is passed on as it is.
+   */
+  private async withBuffer<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      const { buffer, store } = this.options;
+      try {
+        await store.ping();
+      } catch {
+        throw new BillingError('database_unavailable', 'PostgreSQL is not reachable; buffered entries stay pending and will be saved when it is back', true, undefined, { cause: err });
+      }
+      try {
+        await buffer.ping();
+      } catch {
+        throw new BillingError('buffer_unavailable', 'the usage buffer is not reachable; its entries stay pending and will be saved when it is back', true, undefined, { cause: err });
+      }
+      throw err;
+    }
   }
 
   /**

@@ -1,0 +1,80 @@
+/**
+ * Routing as the code intends it: which function consumes which CloudEvent and which types it
+ * emits as replies. The Knative manifests in eventing/ (Broker, Triggers, PingSources) are what
+ * actually routes, locally and in the cluster; test/manifests.test.ts holds the two together, so a
+ * new type, reply or Trigger has to be declared here and wired there in the same change.
+ */
+import { EventType, type EventTypeName } from './events.js';
+
+/** The namespace every FaaS Billing resource lives in (deploy/base and eventing/ kustomizations). */
+export const billingNamespace = 'faas-billing';
+
+/** The one Broker every event goes through (eventing/broker.yaml). */
+export const brokerName = 'default';
+
+/** The CloudEvent type a Knative PingSource sends. */
+export const pingEventType = 'dev.knative.sources.ping';
+
+/** The CloudEvent `source` a Knative PingSource puts on its events. */
+export const pingSourceSource = (namespace: string, name: string): string =>
+  `/apis/v1/namespaces/${namespace}/pingsources/${name}`;
+
+/** How a function receives events: a Trigger on the Broker, or as the Broker's dead-letter sink. */
+export type Consumption =
+  | { readonly via: 'trigger'; readonly type: EventTypeName }
+  | { readonly via: 'trigger'; readonly type: typeof pingEventType; readonly pingSource: string }
+  | { readonly via: 'deadLetterSink'; readonly broker: string };
+
+export interface FunctionRoute {
+  readonly consumes: readonly Consumption[];
+  /** Types the function returns from handle(), which the Broker routes on as replies. */
+  readonly emits: readonly EventTypeName[];
+}
+
+/** One entry per function of functions/index.ts. */
+export const routing = {
+  collect: {
+    consumes: [{ via: 'trigger', type: EventType.usage }],
+    emits: [EventType.bufferFlush],
+  },
+  save: {
+    consumes: [
+      { via: 'trigger', type: EventType.bufferFlush },
+      { via: 'trigger', type: pingEventType, pingSource: 'save-flush-tick' },
+    ],
+    emits: [EventType.usageSaved],
+  },
+  deadletter: {
+    consumes: [{ via: 'deadLetterSink', broker: brokerName }],
+    emits: [],
+  },
+} as const satisfies Record<string, FunctionRoute>;
+
+export type RoutedFunctionName = keyof typeof routing;
+export type EmittedEventType = (typeof routing)[RoutedFunctionName]['emits'][number];
+export type ConsumedEventType = Extract<(typeof routing)[RoutedFunctionName]['consumes'][number], { via: 'trigger' }>['type'];
+
+/**
+ * Types whose consumer function is a later issue: the function that will take them (DESIGN §3).
+ * When that function lands with its Trigger, its entries move from here to `routing`.
+ */
+export const plannedConsumers = {
+  [EventType.usageSaved]: 'aggregate',
+  [EventType.aggregateTick]: 'aggregate',
+  [EventType.usageAggregated]: 'price',
+  [EventType.billingClose]: 'price',
+  [EventType.billGenerated]: 'notifications',
+  [EventType.budgetExceeded]: 'notifications',
+  [EventType.forecastTick]: 'forecast',
+  [EventType.anomalyDetected]: 'notifications',
+} as const satisfies Partial<Record<EventTypeName, string>>;
+
+export type PlannedEventType = keyof typeof plannedConsumers;
+export type PlannedConsumer = (typeof plannedConsumers)[PlannedEventType];
+
+export const routedFunctionNames = Object.keys(routing) as RoutedFunctionName[];
+
+/** The planned consumer of a type, if it has one. */
+export function plannedConsumerOf(type: string): PlannedConsumer | undefined {
+  return Object.hasOwn(plannedConsumers, type) ? plannedConsumers[type as PlannedEventType] : undefined;
+}

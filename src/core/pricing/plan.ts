@@ -1,0 +1,281 @@
+/**
+ * Pricing plans: the zod schema that validates one (from the API, a seed file or a pricing_plans
+ * row) and the plain `Plan` data the rest of the core prices with.
+ *
+ * Field names are the pricing_plans columns (snake_case), so a database row parses as it comes
+ * (numeric columns arrive as text, bigint as text or bigint). Every price is a decimal string —
+ * a JS number is refused, so no float ever becomes a price. After parsing, every price and free
+ * allowance is canonical decimal text (no exponent, no trailing zeros).
+ *
+ * Compute can be priced per MB·ms (`price_per_mb_ms`, the column) or per GB-s (`price_per_gb_s`,
+ * how providers publish it): 1 GB-s = 1024 MB × 1000 ms, so per_mb_ms = per_gb_s / 1 024 000,
+ * which is always a finite decimal (1 024 000 = 2^13·5^3). Both are present after parsing; given
+ * both, they must agree exactly. The free compute allowance likewise (`free_tier_mb_ms` /
+ * `free_tier_gb_s`).
+ *
+ * `rules` (the jsonb column) holds the metering rules applied per invocation (see meter.ts). It is
+ * a strict object: a rule this version does not know is an error, never silently ignored — a plan
+ * written for a later version (tiers, time-of-day, ...) must not be priced as if flat.
+ */
+import { z } from 'zod';
+import { Dec, MB_MS_PER_GB_S, isCurrencyCode, plain } from './money.js';
+import type { Decimal } from 'decimal.js';
+
+/** Longest duration granularity / minimum accepted: 15 minutes, the longest FaaS invocation. */
+const MAX_DURATION_RULE_MS = 15 * 60 * 1000;
+/** Largest memory rounding step: 64 GB. */
+const MAX_MEMORY_STEP_MB = 64 * 1024;
+/** Prices and allowances stay below 10^18 (the integer part numeric(38,20) holds). */
+const MAX_VALUE = new Dec('1e18');
+
+type Checked<T> = { ok: true; value: T } | { ok: false; message: string };
+
+const show = (v: unknown): string => (typeof v === 'bigint' ? `${v}n` : JSON.stringify(v) ?? String(v));
+
+/** A zod field checked by a plain function that returns a value or one clear message. */
+function checkedField<T>(check: (input: unknown) => Checked<T>) {
+  return z.unknown().transform((input, ctx): T => {
+    const r = check(input);
+    if (r.ok) return r.value;
+    ctx.issues.push({ code: 'custom', message: r.message, input });
+    return z.NEVER;
+  });
+}
+
+function parseDecimalText(input: unknown, what: string, allowIntegers: boolean): Checked<Decimal> {
+  if (typeof input === 'bigint' && allowIntegers) return { ok: true, value: new Dec(input.toString()) };
+  if (typeof input === 'number' && allowIntegers && Number.isSafeInteger(input)) return { ok: true, value: new Dec(input) };
+  if (typeof input === 'number') {
+    return { ok: false, message: `${what} must be a decimal string such as "0.0000002", not a JS number (got ${show(input)})` };
+  }
+  if (typeof input !== 'string' || !/^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(input)) {
+    return { ok: false, message: `${what} must be a decimal string such as "0.0000002" (got ${show(input)})` };
+  }
+  return { ok: true, value: new Dec(input.trim()) };
+}
+
+/** A unit price: decimal string, ≥ 0. */
+function price(what: string) {
+  return checkedField<string>((input) => {
+    const r = parseDecimalText(input, what, false);
+    if (!r.ok) return r;
+    if (r.value.isNegative() && !r.value.isZero()) return { ok: false, message: `${what} must not be negative (got ${show(input)})` };
+    if (r.value.gte(MAX_VALUE)) return { ok: false, message: `${what} must be below 10^18 (got ${show(input)})` };
+    return { ok: true, value: plain(r.value) };
+  });
+}
+
+/** A free allowance: decimal string or whole number, ≥ 0 (whole when `integer`). */
+function allowance(what: string, integer: boolean) {
+  return checkedField<string>((input) => {
+    const r = parseDecimalText(input, what, true);
+    if (!r.ok) return r;
+    if (r.value.isNegative() && !r.value.isZero()) return { ok: false, message: `${what} must not be negative (got ${show(input)})` };
+    if (integer && !r.value.isInteger()) return { ok: false, message: `${what} must be a whole number (got ${show(input)})` };
+    if (r.value.gte(MAX_VALUE)) return { ok: false, message: `${what} must be below 10^18 (got ${show(input)})` };
+    return { ok: true, value: plain(r.value) };
+  });
+}
+
+/** A whole number rule within [min, max], given as a JSON number. */
+function wholeRule(what: string, unit: string, min: number, max: number) {
+  return checkedField<number>((input) => {
+    if (typeof input !== 'number' || !Number.isSafeInteger(input) || input < min || input > max) {
+      const bound = min === 0 ? 'a whole number' : 'a positive whole number';
+      return { ok: false, message: `${what} must be ${bound} of ${unit} between ${min} and ${max} (got ${show(input)})` };
+    }
+    return { ok: true, value: input };
+  });
+}
+
+export const billedMemoryModes = ['allocated', 'observed'] as const;
+export type BilledMemoryMode = (typeof billedMemoryModes)[number];
+
+/**
+ * Metering rules, applied per invocation (meter.ts):
+ * - `duration_granularity_ms`: each invocation's duration is rounded up to a multiple (1 = whole
+ *   ms, 100 = the old AWS / Yandex rule). Default 1.
+ * - `min_billed_duration_ms`: billed duration is at least this (after rounding). Default 0.
+ * - `memory_step_mb`: billed memory is rounded up to a multiple (1, or 128 like Azure / Yandex).
+ *   Default 1.
+ * - `billed_memory`: `allocated` bills the revision's (else the service's) memory limit when one
+ *   is known and the observed memory otherwise; `observed` always bills the memory the event
+ *   reported. Default `observed`, the seed's behaviour (events carry memory_mb).
+ */
+export const planRulesSchema = z
+  .strictObject({
+    duration_granularity_ms: wholeRule('rules.duration_granularity_ms', 'ms', 1, MAX_DURATION_RULE_MS).default(1),
+    min_billed_duration_ms: wholeRule('rules.min_billed_duration_ms', 'ms', 0, MAX_DURATION_RULE_MS).default(0),
+    memory_step_mb: wholeRule('rules.memory_step_mb', 'MB', 1, MAX_MEMORY_STEP_MB).default(1),
+    billed_memory: z
+      .enum(billedMemoryModes, { error: `rules.billed_memory must be "allocated" or "observed"` })
+      .default('observed'),
+  })
+  .default({ duration_granularity_ms: 1, min_billed_duration_ms: 0, memory_step_mb: 1, billed_memory: 'observed' });
+
+export type PlanRules = z.output<typeof planRulesSchema>;
+
+/** Rules with every default: whole-ms duration, no minimum, whole-MB memory, observed memory. */
+export const defaultPlanRules: PlanRules = Object.freeze({
+  duration_granularity_ms: 1,
+  min_billed_duration_ms: 0,
+  memory_step_mb: 1,
+  billed_memory: 'observed',
+});
+
+const currency = checkedField<string>((input) =>
+  typeof input === 'string' && isCurrencyCode(input)
+    ? { ok: true, value: input }
+    : { ok: false, message: `currency must be an upper-case ISO 4217 code such as "USD", "RUB" or "JPY" (got ${show(input)})` },
+);
+
+const optionalText = z.string().trim().min(1).max(255).nullish();
+
+export const planSchema = z
+  .strictObject({
+    id: optionalText,
+    name: optionalText,
+    version: z.number().int().min(1).nullish(),
+    currency,
+    price_per_invocation: price('price_per_invocation').optional(),
+    price_per_mb_ms: price('price_per_mb_ms').optional(),
+    price_per_gb_s: price('price_per_gb_s').optional(),
+    price_per_cold_start: price('price_per_cold_start').optional(),
+    price_per_cpu_ms: price('price_per_cpu_ms').optional(),
+    free_tier_invocations: allowance('free_tier_invocations', true).optional(),
+    free_tier_mb_ms: allowance('free_tier_mb_ms', false).optional(),
+    free_tier_gb_s: allowance('free_tier_gb_s', false).optional(),
+    rules: planRulesSchema,
+    // pricing_plans columns the core does not use: accepted so a row parses, then dropped.
+    tenant_id: z.unknown().optional(),
+    previous_version_id: z.unknown().optional(),
+    active: z.unknown().optional(),
+    created_at: z.unknown().optional(),
+    updated_at: z.unknown().optional(),
+  })
+  .transform((p, ctx) => {
+    const compute = perMbMsAndGbS('price', p.price_per_mb_ms, p.price_per_gb_s);
+    const free = perMbMsAndGbS('free_tier', p.free_tier_mb_ms, p.free_tier_gb_s);
+    for (const r of [compute, free]) {
+      if (!r.ok) ctx.issues.push({ code: 'custom', message: r.message, input: p, path: [] });
+    }
+    if (!compute.ok || !free.ok) return z.NEVER;
+    const plan: Plan = {
+      ...(p.id ? { id: p.id } : {}),
+      ...(p.name ? { name: p.name } : {}),
+      ...(p.version ? { version: p.version } : {}),
+      currency: p.currency,
+      price_per_invocation: p.price_per_invocation ?? '0',
+      price_per_mb_ms: compute.value.mbMs,
+      price_per_gb_s: compute.value.gbS,
+      price_per_cold_start: p.price_per_cold_start ?? '0',
+      price_per_cpu_ms: p.price_per_cpu_ms ?? '0',
+      free_tier_invocations: p.free_tier_invocations ?? '0',
+      free_tier_mb_ms: free.value.mbMs,
+      free_tier_gb_s: free.value.gbS,
+      rules: p.rules,
+    };
+    return plan;
+  });
+
+/** A validated plan: canonical decimal text for every price and allowance, all rules resolved. */
+export interface Plan {
+  id?: string;
+  name?: string;
+  version?: number;
+  /** ISO 4217. */
+  currency: string;
+  price_per_invocation: string;
+  price_per_mb_ms: string;
+  /** price_per_mb_ms × 1 024 000 (display; exact). */
+  price_per_gb_s: string;
+  price_per_cold_start: string;
+  price_per_cpu_ms: string;
+  /** Whole number of invocations free per billing period. */
+  free_tier_invocations: string;
+  /** MB·ms free per billing period. */
+  free_tier_mb_ms: string;
+  /** free_tier_mb_ms / 1 024 000 (display; exact). */
+  free_tier_gb_s: string;
+  rules: PlanRules;
+}
+
+/** What a plan may be written as (the schema's input; prices as decimal strings). */
+export interface PlanInput {
+  id?: string | null;
+  name?: string | null;
+  version?: number | null;
+  currency: string;
+  price_per_invocation?: string;
+  price_per_mb_ms?: string;
+  price_per_gb_s?: string;
+  price_per_cold_start?: string;
+  price_per_cpu_ms?: string;
+  free_tier_invocations?: string | number | bigint;
+  free_tier_mb_ms?: string | number | bigint;
+  free_tier_gb_s?: string | number | bigint;
+  rules?: Partial<PlanRules>;
+  [column: string]: unknown;
+}
+
+/**
+ * Resolves a compute price (per MB·ms = per GB-s / 1 024 000) or free allowance (MB·ms = GB-s ×
+ * 1 024 000) given in either unit; both exact. Given both, they must agree.
+ */
+function perMbMsAndGbS(kind: 'price' | 'free_tier', mbMs: string | undefined, gbS: string | undefined): Checked<{ mbMs: string; gbS: string }> {
+  const [mbMsName, gbSName] = kind === 'price' ? ['price_per_mb_ms', 'price_per_gb_s'] : ['free_tier_mb_ms', 'free_tier_gb_s'];
+  const toMbMs = (v: string): Decimal => (kind === 'price' ? new Dec(v).div(MB_MS_PER_GB_S) : new Dec(v).times(MB_MS_PER_GB_S));
+  const toGbS = (v: string): Decimal => (kind === 'price' ? new Dec(v).times(MB_MS_PER_GB_S) : new Dec(v).div(MB_MS_PER_GB_S));
+  if (gbS === undefined) return { ok: true, value: { mbMs: mbMs ?? '0', gbS: plain(toGbS(mbMs ?? '0')) } };
+  const fromGbS = toMbMs(gbS); // exact: 1 024 000 = 2^13·5^3
+  if (mbMs !== undefined && !fromGbS.eq(mbMs)) {
+    const op = kind === 'price' ? '/' : '×';
+    return {
+      ok: false,
+      message: `${mbMsName} (${mbMs}) and ${gbSName} (${gbS}) disagree: ${gbSName} ${op} 1024000 = ${plain(fromGbS)}; give one of them`,
+    };
+  }
+  return { ok: true, value: { mbMs: plain(fromGbS), gbS } };
+}
+
+/** One problem found in a plan: where (dotted path, "" for the whole plan) and what. */
+export interface PlanIssue {
+  path: string;
+  message: string;
+}
+
+export class PlanValidationError extends Error {
+  readonly issues: PlanIssue[];
+  constructor(issues: PlanIssue[]) {
+    super(`invalid pricing plan: ${issues.map((i) => (i.path && !i.message.startsWith(i.path) ? `${i.path}: ${i.message}` : i.message)).join('; ')}`);
+    this.name = 'PlanValidationError';
+    this.issues = issues;
+  }
+}
+
+function toIssues(error: z.ZodError): PlanIssue[] {
+  return error.issues.flatMap((i): PlanIssue[] => {
+    const path = i.path.map(String).join('.');
+    if (i.code !== 'unrecognized_keys') return [{ path, message: i.message }];
+    return i.keys.map((k) =>
+      path === 'rules'
+        ? { path: `rules.${k}`, message: `rules.${k} is not a rule this version knows (it cannot be applied, so the plan is refused)` }
+        : { path: k, message: `${k} is not a pricing plan field` },
+    );
+  });
+}
+
+export type PlanParseResult = { ok: true; plan: Plan } | { ok: false; error: PlanValidationError };
+
+/** Validates a plan; never throws. */
+export function safeParsePlan(input: unknown): PlanParseResult {
+  const r = planSchema.safeParse(input);
+  return r.success ? { ok: true, plan: r.data } : { ok: false, error: new PlanValidationError(toIssues(r.error)) };
+}
+
+/** Validates a plan (a row, API body or seed object); throws PlanValidationError listing every problem. */
+export function parsePlan(input: unknown): Plan {
+  const r = safeParsePlan(input);
+  if (!r.ok) throw r.error;
+  return r.plan;
+}
