@@ -4,6 +4,7 @@
  */
 import type { Knex } from 'knex';
 import * as initial from './migrations/0001_initial.js';
+import * as plans from './migrations/0002_plans.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -12,10 +13,14 @@ interface Migration {
 
 const migrations: Record<string, Migration> = {
   '0001_initial': initial,
+  '0002_plans': plans,
 };
 
+/** Every migration, in the order they apply. */
+export const migrationNames: readonly string[] = Object.keys(migrations).sort();
+
 const source: Knex.MigrationSource<string> = {
-  getMigrations: () => Promise.resolve(Object.keys(migrations).sort()),
+  getMigrations: () => Promise.resolve([...migrationNames]),
   getMigrationName: (name) => name,
   getMigration: (name) => {
     const migration = migrations[name];

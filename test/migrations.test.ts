@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { migrateDownAll, migrateLatest } from '../schema/migrate.js';
+import { migrateDownAll, migrateLatest, migrationNames } from '../schema/migrate.js';
 import { freshDatabase, type TestDatabase } from './support/db.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -91,7 +91,7 @@ describe('schema migrations', function () {
   it('creates every table of the schema, and a second run is a no-op', async () => {
     await migrateDownAll(database.db);
     assert.deepEqual(await publicTables(), []);
-    assert.deepEqual(await migrateLatest(database.db), ['0001_initial']);
+    assert.deepEqual(await migrateLatest(database.db), migrationNames);
     assert.deepEqual(await publicTables(), expectedTables);
     assert.deepEqual(await migrateLatest(database.db), []);
     assert.deepEqual(await publicTables(), expectedTables);
@@ -145,8 +145,8 @@ describe('schema migrations', function () {
     const trimmed = (value: string): string => value.replace(/0+$/, '');
     assert.equal(typeof plan.price_per_mb_ms, 'string');
     assert.equal(trimmed(plan.price_per_mb_ms), prices.price_per_mb_ms);
-    assert.equal(plan.price_per_invocation, prices.price_per_invocation);
-    assert.equal(plan.price_per_cpu_ms, prices.price_per_cpu_ms);
+    assert.equal(trimmed(plan.price_per_invocation), prices.price_per_invocation);
+    assert.equal(trimmed(plan.price_per_cpu_ms), prices.price_per_cpu_ms);
   });
 
   it('drops a second usage_raw row with the same (source, event_id, time) on conflict, and refuses it without', async () => {
@@ -215,7 +215,7 @@ describe('schema migrations', function () {
   it('rolls everything back and migrates up again', async () => {
     await migrateDownAll(database.db);
     assert.deepEqual(await publicTables(), []);
-    assert.deepEqual(await migrateLatest(database.db), ['0001_initial']);
+    assert.deepEqual(await migrateLatest(database.db), migrationNames);
     assert.deepEqual(await publicTables(), expectedTables);
     // The new schema works: a tenant can be created again.
     await database.db('tenants').insert({ slug: 'after-roundtrip', name: 'After' });

@@ -150,6 +150,7 @@ export const planSchema = z
     tenant_id: z.unknown().optional(),
     previous_version_id: z.unknown().optional(),
     active: z.unknown().optional(),
+    default_for_currency: z.unknown().optional(),
     created_at: z.unknown().optional(),
     updated_at: z.unknown().optional(),
   })

@@ -1,0 +1,62 @@
+/**
+ * Plans that bill real provider prices exactly, and a default plan per currency.
+ *
+ * - Unit prices and unrounded amounts widen to numeric(50,30): AWS's compute price per MB·ms is
+ *   0.00000000001627607421875 (23 decimals), and an unrounded amount is a quantity (6 decimals)
+ *   times such a price (29 decimals), kept without loss.
+ * - `default_for_currency`: a tenant with no plan assignment in force is billed on the default
+ *   plan of its currency (one per currency), so usage is never unpriced.
+ * - The seed plans (src/core/pricing/seed.ts): `standard-usd` and `standard-rub`, each the default
+ *   of its currency.
+ */
+import type { Knex } from 'knex';
+import { parsePlan, seedPlans } from '../../src/core/pricing/index.js';
+
+const WIDE = 'numeric(50,30)';
+const NARROW = 'numeric(38,20)';
+
+const widened: readonly [table: string, column: string][] = [
+  ['pricing_plans', 'price_per_invocation'],
+  ['pricing_plans', 'price_per_mb_ms'],
+  ['pricing_plans', 'price_per_cold_start'],
+  ['pricing_plans', 'price_per_cpu_ms'],
+  ['bills', 'total_unrounded'],
+  ['bill_line_items', 'unit_price'],
+  ['bill_line_items', 'amount_unrounded'],
+];
+
+export async function up(knex: Knex): Promise<void> {
+  for (const [table, column] of widened) await knex.raw(`ALTER TABLE ${table} ALTER COLUMN ${column} TYPE ${WIDE}`);
+  await knex.raw(`
+    ALTER TABLE pricing_plans ADD COLUMN default_for_currency boolean NOT NULL DEFAULT false;
+    CREATE UNIQUE INDEX pricing_plans_currency_default ON pricing_plans (currency) WHERE default_for_currency;
+  `);
+  for (const input of seedPlans) {
+    const plan = parsePlan(input);
+    await knex('pricing_plans')
+      .insert({
+        name: plan.name,
+        version: plan.version ?? 1,
+        currency: plan.currency,
+        price_per_invocation: plan.price_per_invocation,
+        price_per_mb_ms: plan.price_per_mb_ms,
+        price_per_cold_start: plan.price_per_cold_start,
+        price_per_cpu_ms: plan.price_per_cpu_ms,
+        free_tier_invocations: plan.free_tier_invocations,
+        free_tier_mb_ms: plan.free_tier_mb_ms,
+        rules: JSON.stringify(plan.rules),
+        default_for_currency: true,
+      })
+      .onConflict(['name', 'version'])
+      .ignore();
+  }
+}
+
+export async function down(knex: Knex): Promise<void> {
+  await knex('pricing_plans').whereIn('name', seedPlans.map((p) => p.name ?? '')).where({ version: 1 }).delete();
+  await knex.raw(`
+    DROP INDEX IF EXISTS pricing_plans_currency_default;
+    ALTER TABLE pricing_plans DROP COLUMN IF EXISTS default_for_currency;
+  `);
+  for (const [table, column] of widened) await knex.raw(`ALTER TABLE ${table} ALTER COLUMN ${column} TYPE ${NARROW}`);
+}
