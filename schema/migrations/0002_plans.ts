@@ -8,6 +8,9 @@
  *   plan of its currency (one per currency), so usage is never unpriced.
  * - The seed plans (src/core/pricing/seed.ts): `standard-usd` and `standard-rub`, each the default
  *   of its currency.
+ * - usage_aggregate keeps what billing reads from a window: `billed_plan_id`, the plan whose
+ *   metering rules produced `billed_mb_ms` (the plan in force at window_start), `events` (usage
+ *   reports in the window) and the observed `mb_ms` (before any rounding rule).
  */
 import type { Knex } from 'knex';
 import { parsePlan, seedPlans } from '../../src/core/pricing/index.js';
@@ -30,6 +33,10 @@ export async function up(knex: Knex): Promise<void> {
   await knex.raw(`
     ALTER TABLE pricing_plans ADD COLUMN default_for_currency boolean NOT NULL DEFAULT false;
     CREATE UNIQUE INDEX pricing_plans_currency_default ON pricing_plans (currency) WHERE default_for_currency;
+    ALTER TABLE usage_aggregate
+      ADD COLUMN billed_plan_id uuid REFERENCES pricing_plans(id),
+      ADD COLUMN events bigint NOT NULL DEFAULT 0,
+      ADD COLUMN mb_ms numeric(30,3) NOT NULL DEFAULT 0;
   `);
   for (const input of seedPlans) {
     const plan = parsePlan(input);
@@ -55,6 +62,7 @@ export async function up(knex: Knex): Promise<void> {
 export async function down(knex: Knex): Promise<void> {
   await knex('pricing_plans').whereIn('name', seedPlans.map((p) => p.name ?? '')).where({ version: 1 }).delete();
   await knex.raw(`
+    ALTER TABLE usage_aggregate DROP COLUMN IF EXISTS billed_plan_id, DROP COLUMN IF EXISTS events, DROP COLUMN IF EXISTS mb_ms;
     DROP INDEX IF EXISTS pricing_plans_currency_default;
     ALTER TABLE pricing_plans DROP COLUMN IF EXISTS default_for_currency;
   `);
