@@ -176,6 +176,17 @@ describe('collect function', function () {
     assert.equal(assertProblem(future, 422).errors?.[0]?.reason, 'in_future');
   });
 
+  it('answers an event that breaks the CloudEvents spec (no source) with 422, in structured and binary mode', async () => {
+    const { source: _source, ...withoutSource } = usageCloudEvent();
+    const structured = await post(fn.url, { 'content-type': 'application/cloudevents+json' }, JSON.stringify(withoutSource));
+    assert.match(assertProblem(structured, 422).detail, /source/);
+    const binary = await post(fn.url, { 'content-type': 'application/json', 'ce-specversion': '1.0', 'ce-id': 'no-source', 'ce-type': EventType.usage }, JSON.stringify(withoutSource.data));
+    assert.match(assertProblem(binary, 422).detail, /source/);
+    assert.deepEqual(await drainAll(buffer), []);
+    const ok = await postBinary(fn.url, usageEvent());
+    assert.equal(ok.status, 202);
+  });
+
   it('rejects an event of another type with 422', async () => {
     const res = await postBinary(fn.url, new CloudEvent({ type: 'com.example.other', source: '/x', data: {} }));
     assert.equal(assertProblem(res, 422).errors?.[0]?.reason, 'wrong_type');

@@ -5,6 +5,7 @@
 import { CloudEvent } from 'cloudevents';
 import { EventType, eventSource } from '../../src/contract/events.js';
 import { openBuffer } from '../../src/adapters/buffer/index.js';
+import { recordDeadLetters } from '../../src/adapters/dead-letters.js';
 import { createDb } from '../../src/adapters/postgres.js';
 import { UsageStore } from '../../src/adapters/usage-store.js';
 import { requireDatabaseUrl } from '../../src/runtime/config.js';
@@ -27,6 +28,7 @@ export const createSave: FunctionFactory = (config, logger) => {
     batchEntries: config.SAVE_BATCH_ENTRIES,
     timeBudgetMs: config.SAVE_TIME_BUDGET_MS,
     claimIdleMs: config.SAVE_CLAIM_IDLE_MS,
+    deadLetters: (letters) => recordDeadLetters(db, letters),
   });
   return Promise.resolve({
     metrics,

@@ -7,11 +7,13 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CloudEvent } from 'cloudevents';
+import { Redis } from 'ioredis';
 import { EventType, eventSource, usageSavedData, type UsageSavedData } from '../../src/contract/events.js';
 import type { UsageRecord } from '../../src/contract/usage.js';
 import { PostgresQueueBuffer } from '../../src/adapters/buffer/postgres-queue.js';
 import { RedisStreamBuffer } from '../../src/adapters/buffer/redis.js';
 import type { BufferStats, UsageBuffer } from '../../src/adapters/buffer/types.js';
+import { recordDeadLetters } from '../../src/adapters/dead-letters.js';
 import { UsageStore } from '../../src/adapters/usage-store.js';
 import { createLogger } from '../../src/runtime/logger.js';
 import { createStageMetrics } from '../../src/runtime/metrics.js';
@@ -287,6 +289,48 @@ for (const kind of kinds) {
       assert.equal(metricValue(page, 'faasbilling_dead_letters_total{reason="unknown_tenant",function="save"}'), 1);
     });
 
+    /** Writes raw entry payloads to the buffer, as an old or foreign producer might have. */
+    async function appendRaw(payloads: string[]): Promise<void> {
+      if (!kind.redis) {
+        await database.db('buffer_entries').insert(payloads.map((payload) => ({ payload })));
+        return;
+      }
+      const redis = new Redis(redisUrl ?? '');
+      for (const payload of payloads) await redis.xadd(stream, '*', 'r', payload);
+      await redis.quit();
+    }
+
+    it('dead-letters unreadable buffer records with the reason, stores the readable ones beside them, and empties the buffer', async () => {
+      const source = `/test/${randomUUID()}`;
+      const good = usageRecord({ source });
+      // Written before cpu_ms existed: no cpu_ms key at all. Readable; stored with cpu_ms NULL.
+      const { cpu_ms: _cpu, ...old } = usageRecord({ source });
+      const bad = { ...usageRecord({ source }), memory_mb: -1 };
+      await buffer.append([usageRecord({ source })]);
+      await appendRaw([JSON.stringify([good, bad, old]), 'not json at all', JSON.stringify({ not: 'an array' })]);
+
+      const saved = savedReply(await postBinary(fn.url, flushEvent()));
+      assert.equal(saved.inserted, 3);
+      assert.equal(saved.dead_lettered, 3);
+      const stored = await database.db('usage_raw').where({ source }).select<{ event_id: string; cpu_ms: string | null }[]>('event_id', 'cpu_ms');
+      assert.equal(stored.length, 3);
+      assert.ok(stored.some((r) => r.event_id === good.id));
+      assert.equal(stored.find((r) => r.event_id === old.id)?.cpu_ms, null);
+      assert.ok(!stored.some((r) => r.event_id === bad.id));
+
+      const letters = await database.db('dead_letters').select<DeadLetterRow[]>('reason', 'detail', 'source', 'event_id', 'payload').orderBy('id');
+      assert.deepEqual(letters.map((l) => l.reason), ['invalid_buffer_record', 'invalid_buffer_record', 'invalid_buffer_record']);
+      const [first, second, third] = letters;
+      assert.equal(first?.event_id, bad.id);
+      assert.match(first?.detail ?? '', /memory_mb/);
+      assert.deepEqual(first?.payload, bad);
+      assert.match(second?.detail ?? '', /not JSON/);
+      assert.match(third?.detail ?? '', /not an array/);
+      assert.deepEqual(await stats(), { length: 0, pending: 0, lagMs: 0 });
+      const page = await (await fetch(`${fn.url}/metrics`)).text();
+      assert.equal(metricValue(page, 'faasbilling_dead_letters_total{reason="invalid_buffer_record",function="save"}'), 3);
+    });
+
     it('auto-registers an unknown service and revision of a known tenant', async () => {
       const service = `checkout-${randomBytes(4).toString('hex')}`;
       const records = [
@@ -338,6 +382,7 @@ for (const kind of kinds) {
         batchEntries: 2,
         timeBudgetMs: 10_000,
         claimIdleMs: 60_000,
+        deadLetters: (letters) => recordDeadLetters(database.db, letters),
       });
       await assert.rejects(crashed.drain(), /injected failure/);
       // Its first batch (two entries) is committed but still pending; the third was never read.

@@ -4,18 +4,30 @@
  */
 import knex, { type Knex } from 'knex';
 import pg from 'pg';
+import { createLogger, type Logger } from '../runtime/logger.js';
 
 // NUMERIC and BIGINT stay strings (the pg default): money and large counts must not pass through
 // a JS float. COUNT(*) results are cast in SQL where a number is wanted.
 export type Db = Knex;
 
-/** Opens a knex pool on a PostgreSQL URL. */
-export function createDb(connectionString: string, poolMax = 4): Db {
+/**
+ * Opens a knex pool on a PostgreSQL URL. knex's own messages go to `logger` instead of the
+ * console: its warnings (a dropped connection, a failed acquire) repeat what the caller already
+ * handles as an error (503, retry), so they are logged at debug level.
+ */
+export function createDb(connectionString: string, poolMax = 4, logger: Logger = createLogger('knex')): Db {
+  const text = (message: unknown): string => (typeof message === 'string' ? message : JSON.stringify(message));
   return knex({
     client: 'pg',
     connection: { connectionString, application_name: 'faas-billing' },
     pool: { min: 0, max: poolMax },
     acquireConnectionTimeout: 10_000,
+    log: {
+      warn: (message: unknown) => logger.debug(text(message)),
+      error: (message: unknown) => logger.error(text(message)),
+      deprecate: (method: string, alternative: string) => logger.warn(`knex: ${method} is deprecated, use ${alternative}`),
+      debug: (message: unknown) => logger.trace(text(message)),
+    },
   });
 }
 

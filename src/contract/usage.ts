@@ -70,23 +70,29 @@ export const seedUsageEvent = z
   .strict();
 export type SeedUsageEvent = z.infer<typeof seedUsageEvent>;
 
-/** One usage report, normalised: what the buffer carries and usage_raw stores. */
-export interface UsageRecord {
-  source: string;
-  id: string;
+/**
+ * One usage report, normalised: what the buffer carries and usage_raw stores. The buffer is a
+ * boundary too (entries outlive the code that wrote them), so save checks each record against
+ * this schema when it reads it.
+ */
+export const usageRecordSchema = z.object({
+  source: z.string().min(1),
+  id: z.string().min(1),
   /** When the invocation ran, ISO 8601 UTC. */
-  time: string;
-  tenant_id: string;
-  service: string;
-  revision: string;
-  invocations: number;
-  duration_ms: number;
-  memory_mb: number;
-  cpu_ms: number | null;
-  cold_start: boolean;
-  error: boolean;
-  labels: Record<string, string>;
-}
+  time: z.iso.datetime({ offset: true }),
+  tenant_id: name,
+  service: name,
+  revision: name,
+  invocations: z.number().int().min(1).max(usageLimits.maxInvocationsPerEvent),
+  duration_ms: finiteNonNegative,
+  memory_mb: z.number().finite().positive().max(usageLimits.maxMemoryMb),
+  /** Absent in records written before cpu_ms existed: read as unknown (null). */
+  cpu_ms: finiteNonNegative.nullish().transform((v) => v ?? null),
+  cold_start: z.boolean(),
+  error: z.boolean(),
+  labels: z.record(z.string(), z.string()),
+});
+export type UsageRecord = z.output<typeof usageRecordSchema>;
 
 /** Why a usage report was rejected; `reason` is a stable metric label. */
 export interface UsageRejection {

@@ -17,7 +17,8 @@ export interface HostOptions {
   logLevel?: string;
 }
 
-type BodyTransform = (body: Buffer) => Promise<{ body: string; contentType: string }>;
+/** A replacement body, and optionally a replacement status. */
+type BodyTransform = (body: Buffer) => Promise<{ body: string; contentType: string; status?: number }>;
 
 /**
  * Lets `decide` replace a response body once the status and headers are known. Only responses
@@ -70,13 +71,13 @@ function rewriteResponse(res: ServerResponse, decide: (status: number, headers: 
       if (buffer) chunks.push(buffer);
       const apply = transform;
       void apply(Buffer.concat(chunks))
-        .catch((err: unknown) => ({ body: String(err), contentType: 'text/plain; charset=utf-8' }))
-        .then(({ body, contentType }) => {
+        .catch((err: unknown): Awaited<ReturnType<BodyTransform>> => ({ body: String(err), contentType: 'text/plain; charset=utf-8' }))
+        .then(({ body, contentType, status: replaced }) => {
           // The overrides stay in place (captured), so a late second answer cannot reach the socket.
           if (res.headersSent || res.destroyed) return;
           delete headers['content-length'];
           delete headers['Content-Length'];
-          writeHead(status, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
+          writeHead(replaced ?? status, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
           end(body);
         });
       return res;
@@ -84,8 +85,35 @@ function rewriteResponse(res: ServerResponse, decide: (status: number, headers: 
   });
 }
 
-/** Turns the framework's own JSON error bodies ({statusCode, error, message}) into problem+json. */
-function frameworkErrorToProblem(status: number): BodyTransform {
+/**
+ * What the cloudevents SDK throws for an event that breaks the CloudEvents spec (e.g. no
+ * `source`): faas-js-runtime answers it with a 500, but it is the sender's error and retrying
+ * cannot fix it, so it becomes a 422 naming what is missing.
+ */
+const invalidCloudEventPrefix = 'invalid payload';
+
+function invalidCloudEventDetail(message: string): string {
+  const reasons = message
+    .slice(invalidCloudEventPrefix.length)
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.length > 0)
+    .map((line) => {
+      try {
+        const issue = JSON.parse(line) as { instancePath?: string; message?: string };
+        return `${issue.instancePath ? `${issue.instancePath.replace(/^\//, '')}: ` : ''}${issue.message ?? line}`;
+      } catch {
+        return line;
+      }
+    });
+  return `the CloudEvent breaks the CloudEvents 1.0 spec: ${reasons.join('; ') || 'invalid attributes'}`;
+}
+
+/**
+ * Turns the framework's own JSON error bodies ({statusCode, error, message}) into problem+json,
+ * with the status they should have had.
+ */
+function frameworkErrorToProblem(status: number, count: (status: number) => void): BodyTransform {
   return (body) => {
     let detail = body.toString('utf8');
     let title = 'error';
@@ -96,6 +124,12 @@ function frameworkErrorToProblem(status: number): BodyTransform {
     } catch {
       // Not JSON after all: the raw text is the best detail there is.
     }
+    if (status === 500 && detail.startsWith(invalidCloudEventPrefix)) {
+      count(422);
+      const problem = { type: 'urn:faasbilling:problem:invalid_cloudevent', title: 'invalid CloudEvent', status: 422, detail: invalidCloudEventDetail(detail) };
+      return Promise.resolve({ body: JSON.stringify(problem), contentType: problemContentType, status: 422 });
+    }
+    count(status);
     const code = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : status === 400 ? 'malformed_json' : 'http_error';
     const hint = status === 413 ? ' (split the batch into smaller requests)' : '';
     const problem = { type: `urn:faasbilling:problem:${code}`, title, status, detail: `${detail}${hint}` };
@@ -122,9 +156,11 @@ export async function serveFunction(module: FunctionModule, options: HostOptions
       if (isMetrics && status === 200 && metrics) {
         return async (body) => ({ body: `${body.toString('utf8')}\n${await metrics.registry.metrics()}`, contentType: String(headers['content-type'] ?? 'text/plain') });
       }
-      if (status >= 400) metrics?.requestProblems.inc({ status: String(status) });
-      const contentType = String(headers['content-type'] ?? '');
-      return status >= 400 && contentType.startsWith('application/json') ? frameworkErrorToProblem(status) : undefined;
+      if (status < 400) return undefined;
+      const count = (counted: number): void => void metrics?.requestProblems.inc({ status: String(counted) });
+      if (String(headers['content-type'] ?? '').startsWith('application/json')) return frameworkErrorToProblem(status, count);
+      count(status);
+      return undefined;
     });
     for (const listener of upstream) listener.call(server, req, res);
   });

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { BillingError } from '../contract/problem.js';
 import type { UsageSavedData } from '../contract/events.js';
 import type { BufferEntry, UsageBuffer } from '../adapters/buffer/types.js';
+import type { DeadLetter } from '../adapters/dead-letters.js';
 import type { StoreResult, UsageStore } from '../adapters/usage-store.js';
 import type { StageMetrics } from '../runtime/metrics.js';
 
@@ -20,6 +21,8 @@ export interface SaveOptions {
   batchEntries: number;
   timeBudgetMs: number;
   claimIdleMs: number;
+  /** Writes dead letters (committed when it resolves): where unreadable buffer records go. */
+  deadLetters: (letters: DeadLetter[]) => Promise<number>;
 }
 
 const minIso = (a: string | null, b: string | null): string | null => (a === null ? b : b === null || a <= b ? a : b);
@@ -87,7 +90,37 @@ export class Saver {
     } finally {
       stopTimer();
     }
+    await this.deadLetterRejected(entries, totals);
     await this.withBuffer(() => buffer.ack(entries.map((e) => e.id)));
+  }
+
+  /**
+   * Dead-letters what the buffer could not read as usage records (a corrupt or foreign entry), so
+   * it is kept with the reason instead of failing every drain or being acknowledged unseen.
+   */
+  private async deadLetterRejected(entries: BufferEntry[], totals: DrainTotals): Promise<void> {
+    const letters: DeadLetter[] = entries.flatMap((entry) =>
+      entry.rejected.map((r) => {
+        const record = typeof r.value === 'object' && r.value !== null ? (r.value as Record<string, unknown>) : {};
+        const text = (key: string): string | null => (typeof record[key] === 'string' ? record[key] : null);
+        return {
+          stage: 'save',
+          reason: 'invalid_buffer_record',
+          detail: `buffer entry ${entry.id}${r.index >= 0 ? ` record ${r.index}` : ''} is not a valid usage record: ${r.detail}`,
+          // The entry id keeps the key unique when the record has no source/id of its own.
+          source: text('source') ?? 'buffer',
+          eventId: text('id') ?? `${entry.id}#${r.index}`,
+          eventType: null,
+          tenantKey: text('tenant_id'),
+          payload: r.value,
+        };
+      }),
+    );
+    if (letters.length === 0) return;
+    const written = await this.options.deadLetters(letters);
+    totals.deadLettered += written;
+    this.options.metrics.deadLettered.inc({ reason: 'invalid_buffer_record' }, written);
+    this.options.logger.error({ records: letters.length }, 'unreadable buffer records dead-lettered');
   }
 
   /**
@@ -137,6 +170,7 @@ export class Saver {
         this.options.metrics.deadLettered.inc({ reason: 'insert_failed' }, written);
         logger.error({ err, entry: entry.id }, 'buffer entry dead-lettered');
       }
+      await this.deadLetterRejected([entry], totals);
       await buffer.ack([entry.id]);
     }
   }

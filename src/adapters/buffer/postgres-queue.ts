@@ -5,7 +5,7 @@
  */
 import type { Db } from '../postgres.js';
 import type { UsageRecord } from '../../contract/usage.js';
-import { chunkRecords, decodeRecords, type BufferEntry, type BufferStats, type UsageBuffer } from './types.js';
+import { chunkRecords, decodeEntry, type BufferEntry, type BufferStats, type UsageBuffer } from './types.js';
 
 interface EntryRow {
   id: string;
@@ -29,7 +29,7 @@ export class PostgresQueueBuffer implements UsageBuffer {
     );
     return result.rows
       .sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)))
-      .map((row) => ({ id: row.id, records: decodeRecords(row.payload) }));
+      .map((row) => decodeEntry(row.id, row.payload));
   }
 
   readNew(consumer: string, count: number): Promise<BufferEntry[]> {

@@ -1,7 +1,7 @@
 /** The usage buffer on a Redis stream with the consumer group "save" (ioredis). */
 import { Redis } from 'ioredis';
 import type { UsageRecord } from '../../contract/usage.js';
-import { chunkRecords, decodeRecords, type BufferEntry, type BufferStats, type UsageBuffer } from './types.js';
+import { chunkRecords, decodeEntry, type BufferEntry, type BufferStats, type UsageBuffer } from './types.js';
 
 const GROUP = 'save';
 const FIELD = 'r';
@@ -11,7 +11,7 @@ type StreamEntry = [id: string, fields: string[]];
 function toEntries(raw: StreamEntry[]): BufferEntry[] {
   return raw.map(([id, fields]) => {
     const at = fields.indexOf(FIELD);
-    return { id, records: decodeRecords(fields[at + 1] ?? '[]') };
+    return decodeEntry(id, fields[at + 1] ?? '[]');
   });
 }
 

@@ -5,12 +5,22 @@
  * - an entry read by a consumer stays pending until `ack`;
  * - entries pending longer than an idle time can be claimed by another consumer (redelivery).
  */
-import type { UsageRecord } from '../../contract/usage.js';
+import { usageRecordSchema, type UsageRecord } from '../../contract/usage.js';
+
+/** A part of an entry that is not a valid usage record (or an entry that is not an array). */
+export interface RejectedRecord {
+  /** Position in the entry; -1 when the whole payload is unreadable. */
+  index: number;
+  value: unknown;
+  detail: string;
+}
 
 /** One buffered entry: several usage records appended together. */
 export interface BufferEntry {
   id: string;
   records: UsageRecord[];
+  /** What could not be read as a usage record; save dead-letters it so it is never lost or retried forever. */
+  rejected: RejectedRecord[];
 }
 
 export interface BufferStats {
@@ -47,9 +57,25 @@ export function chunkRecords(records: UsageRecord[], size = maxRecordsPerEntry):
   return chunks;
 }
 
-/** Decodes an entry's payload; a payload that is not a JSON array is reported, not guessed at. */
-export function decodeRecords(payload: string): UsageRecord[] {
-  const value: unknown = JSON.parse(payload);
-  if (!Array.isArray(value)) throw new Error('buffer entry payload is not an array of usage records');
-  return value as UsageRecord[];
+/**
+ * Decodes an entry's payload. Never throws: a corrupt entry (not JSON, not an array, a record
+ * that fails the schema) must not block the entries beside it, so what cannot be read is
+ * returned as rejected, with the reason.
+ */
+export function decodeEntry(id: string, payload: string): BufferEntry {
+  let value: unknown;
+  try {
+    value = JSON.parse(payload);
+  } catch (err) {
+    return { id, records: [], rejected: [{ index: -1, value: payload, detail: `not JSON: ${err instanceof Error ? err.message : String(err)}` }] };
+  }
+  if (!Array.isArray(value)) return { id, records: [], rejected: [{ index: -1, value, detail: 'not an array of usage records' }] };
+  const records: UsageRecord[] = [];
+  const rejected: RejectedRecord[] = [];
+  value.forEach((item: unknown, index) => {
+    const parsed = usageRecordSchema.safeParse(item);
+    if (parsed.success) records.push(parsed.data);
+    else rejected.push({ index, value: item, detail: parsed.error.issues.map((i) => `${i.path.join('.') || '(record)'}: ${i.message}`).join('; ') });
+  });
+  return { id, records, rejected };
 }
