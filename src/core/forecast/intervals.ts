@@ -1,0 +1,183 @@
+/**
+ * Prediction intervals from backtest errors (empirical quantiles, no distribution assumed).
+ *
+ * The backtest (forecast.ts) gives an error matrix: one row per forecast origin, one column per
+ * horizon h = 1 … H (actual − forecast; NaN where the target lies past the data).
+ *
+ * - **Hour h** (h ≤ H): the 2.5/10/90/97.5% quantiles of the errors at horizon h, averaged over
+ *   the horizons near h (±h/8) to steady the estimate.
+ * - **Total of the first k hours** (k ≤ H): the quantiles of each origin's summed errors over
+ *   h = 1 … k — the errors' correlation across horizons is in the data rather than assumed away.
+ * - **Widening**: offsets are made monotone in the horizon (the lower ones never rise, the upper
+ *   ones never fall), so an interval is never narrower than a shorter horizon's.
+ * - **Beyond H**: the offsets at H grow with √(h/H) for one hour (a random-walk level) and with k/H
+ *   for a total (errors of consecutive hours move together, so a total's error grows like its length).
+ * - The point forecast always lies inside its intervals (lower offsets ≤ 0 ≤ upper offsets), and a
+ *   lower bound is clipped at 0: usage is never negative.
+ */
+
+/** A point forecast with its 80% and 95% intervals. */
+export interface Band {
+  expected: number;
+  lower80: number;
+  upper80: number;
+  lower95: number;
+  upper95: number;
+}
+
+/** Offsets from the point forecast to each bound. */
+export interface Offsets {
+  lower95: number;
+  lower80: number;
+  upper80: number;
+  upper95: number;
+}
+
+const zeroOffsets: Offsets = { lower95: 0, lower80: 0, upper80: 0, upper95: 0 };
+
+/** The q-quantile (0 ≤ q ≤ 1) of sorted values, linear between order statistics (R type 7). */
+export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
+  const n = sorted.length;
+  if (n === 0) return 0;
+  const pos = (n - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.min(n - 1, lo + 1);
+  const a = sorted[lo] ?? 0;
+  return a + (pos - lo) * ((sorted[hi] ?? 0) - a);
+}
+
+function offsetsOf(errors: number[]): Offsets {
+  if (errors.length === 0) return zeroOffsets;
+  const sorted = Float64Array.from(errors).sort();
+  return {
+    lower95: Math.min(0, quantileSorted(sorted, 0.025)),
+    lower80: Math.min(0, quantileSorted(sorted, 0.1)),
+    upper80: Math.max(0, quantileSorted(sorted, 0.9)),
+    upper95: Math.max(0, quantileSorted(sorted, 0.975)),
+  };
+}
+
+/** `current` widened to be at least as wide as `previous`, and 95% at least as wide as 80%. */
+function widen(current: Offsets, previous: Offsets | undefined): Offsets {
+  const lower80 = Math.min(current.lower80, previous?.lower80 ?? 0);
+  const upper80 = Math.max(current.upper80, previous?.upper80 ?? 0);
+  return {
+    lower80,
+    upper80,
+    lower95: Math.min(current.lower95, previous?.lower95 ?? 0, lower80),
+    upper95: Math.max(current.upper95, previous?.upper95 ?? 0, upper80),
+  };
+}
+
+const scale = (o: Offsets, factor: number): Offsets => ({
+  lower95: o.lower95 * factor,
+  lower80: o.lower80 * factor,
+  upper80: o.upper80 * factor,
+  upper95: o.upper95 * factor,
+});
+
+/** Relative half-widths an interval is never narrower than (0 = no floor). */
+export interface WidthFloor {
+  half80: number;
+  half95: number;
+}
+
+/** `offsets` widened to at least ±half × expected. */
+export function withFloor(offsets: Offsets, expected: number, floor: WidthFloor): Offsets {
+  return {
+    lower95: Math.min(offsets.lower95, -floor.half95 * expected),
+    lower80: Math.min(offsets.lower80, -floor.half80 * expected),
+    upper80: Math.max(offsets.upper80, floor.half80 * expected),
+    upper95: Math.max(offsets.upper95, floor.half95 * expected),
+  };
+}
+
+/** A band around `expected` (≥ 0) with `offsets`, lower bounds clipped at 0. */
+export function bandOf(expected: number, offsets: Offsets): Band {
+  return {
+    expected,
+    lower95: Math.max(0, expected + offsets.lower95),
+    lower80: Math.max(0, expected + offsets.lower80),
+    upper80: expected + offsets.upper80,
+    upper95: expected + offsets.upper95,
+  };
+}
+
+/** Interval offsets per hour and per total, from a backtest error matrix. */
+export class IntervalModel {
+  private hourly: Offsets[] | undefined;
+  private totals: Offsets[] | undefined;
+  /** Largest horizon the errors cover. */
+  readonly horizon: number;
+
+  constructor(private readonly errors: readonly Float64Array[]) {
+    this.horizon = errors.reduce((h, row) => Math.max(h, row.length), 0);
+  }
+
+  /** Offsets of the forecast of hour h (1-based). */
+  hour(h: number): Offsets {
+    const curve = (this.hourly ??= this.hourlyCurve());
+    return this.extend(curve, h, Math.sqrt);
+  }
+
+  /** Offsets of the total of hours 1 … k. */
+  total(k: number): Offsets {
+    if (k <= 0) return zeroOffsets;
+    const curve = (this.totals ??= this.totalCurve());
+    return this.extend(curve, k, (ratio) => ratio);
+  }
+
+  private extend(curve: readonly Offsets[], h: number, growth: (ratio: number) => number): Offsets {
+    if (curve.length === 0) return zeroOffsets;
+    if (h <= curve.length) return curve[h - 1] ?? zeroOffsets;
+    return scale(curve[curve.length - 1] ?? zeroOffsets, growth(h / curve.length));
+  }
+
+  private hourlyCurve(): Offsets[] {
+    const perHorizon: Offsets[] = [];
+    for (let h = 1; h <= this.horizon; h++) {
+      const column: number[] = [];
+      for (const row of this.errors) {
+        const e = row[h - 1];
+        if (e !== undefined && !Number.isNaN(e)) column.push(e);
+      }
+      perHorizon.push(offsetsOf(column));
+    }
+    const curve: Offsets[] = [];
+    for (let h = 1; h <= this.horizon; h++) {
+      const reach = Math.floor(h / 8);
+      const near = perHorizon.slice(Math.max(0, h - 1 - reach), Math.min(this.horizon, h + reach));
+      const average = (pick: (o: Offsets) => number): number => near.reduce((sum, o) => sum + pick(o), 0) / near.length;
+      const smoothed: Offsets = {
+        lower95: average((o) => o.lower95),
+        lower80: average((o) => o.lower80),
+        upper80: average((o) => o.upper80),
+        upper95: average((o) => o.upper95),
+      };
+      curve.push(widen(smoothed, curve[h - 2]));
+    }
+    return curve;
+  }
+
+  private totalCurve(): Offsets[] {
+    const curve: Offsets[] = [];
+    const sums = new Float64Array(this.errors.length);
+    const alive = this.errors.map(() => true);
+    for (let k = 1; k <= this.horizon; k++) {
+      const values: number[] = [];
+      this.errors.forEach((row, o) => {
+        const e = row[k - 1];
+        // An origin counts for k only while all of its first k errors exist.
+        if (!alive[o] || e === undefined || Number.isNaN(e)) {
+          alive[o] = false;
+          return;
+        }
+        sums[o] = (sums[o] ?? 0) + e;
+        values.push(sums[o] ?? 0);
+      });
+      if (values.length === 0) break;
+      curve.push(widen(offsetsOf(values), curve[k - 2]));
+    }
+    return curve;
+  }
+}

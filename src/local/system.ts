@@ -1,0 +1,133 @@
+/**
+ * The whole system on one machine (DESIGN §6): the embedded PostgreSQL unless DATABASE_URL is
+ * set, migrations and demo tenants, every function of functions/index.ts in its own child process
+ * under faas-js-runtime, and the local broker routing by eventing/. `npm start` and `npm run demo`
+ * both run it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createDb } from '../adapters/postgres.js';
+import { migrateLatest } from '../../schema/migrate.js';
+import { seedDemoTenants } from '../../schema/seeds/demo.js';
+import { functionNames } from '../../functions/index.js';
+import { loadConfig } from '../runtime/config.js';
+import type { Logger } from '../runtime/logger.js';
+import { startLocalBroker, type LocalBroker } from './broker.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.js';
+import { loadEventing } from './manifests.js';
+import { localConfigSchema } from './config.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface LocalSystem {
+  broker: LocalBroker;
+  databaseUrl: string;
+  /** Embedded PGlite (true) or DATABASE_URL. */
+  embedded: boolean;
+  /** Redis stream (REDIS_URL) or the queue table in PostgreSQL. */
+  redis: boolean;
+  /** Migrations applied at start. */
+  applied: string[];
+  /** URL of a function by name. */
+  urlOf(name: string): string;
+  functionNames: readonly string[];
+  /** Stops the broker first (nothing accepted is left undelivered), then the functions, then the database. */
+  stop(): Promise<void>;
+}
+
+/** Polls a function's readiness until it answers 200 (or gives up after `timeoutMs`). */
+async function waitReady(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${url}/health/readiness`);
+      if (res.ok) return;
+      last = `${res.status} ${await res.text()}`;
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`${url} did not become ready in ${timeoutMs} ms: ${last}`);
+}
+
+/** Starts the system with `env` (process.env by default) as its configuration. */
+export async function startLocalSystem(logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<LocalSystem> {
+  const config = loadConfig(env);
+  const local = localConfigSchema.parse(env);
+  let stopping = false;
+  const children: ChildProcess[] = [];
+  let embedded: EmbeddedPostgres | undefined;
+  let broker: LocalBroker | undefined;
+
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    await broker?.close();
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            child.once('exit', () => resolve());
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
+    await embedded?.stop();
+  };
+
+  try {
+    let databaseUrl = config.DATABASE_URL;
+    if (!databaseUrl) {
+      embedded = await startEmbeddedPostgres({ dataDir: local.LOCAL_DATA_DIR, port: local.EMBEDDED_PG_PORT });
+      databaseUrl = embedded.url;
+    }
+    const db = createDb(databaseUrl, 1);
+    const applied = await migrateLatest(db);
+    await seedDemoTenants(db);
+    await db.destroy();
+
+    const ports = new Map(functionNames.map((name, i) => [name, local.LOCAL_FUNCTIONS_PORT + i]));
+    const urlOf = (name: string): string => {
+      const port = ports.get(name);
+      if (port === undefined) throw new Error(`no function named ${name}`);
+      return `http://127.0.0.1:${port}`;
+    };
+    const childEnv: NodeJS.ProcessEnv = { ...env, DATABASE_URL: databaseUrl };
+    for (const name of functionNames) {
+      // Own process group: Ctrl-C reaches only the runner, which stops the children in order.
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src', 'runtime', 'run-function.ts'), name], {
+        cwd: root,
+        env: { ...childEnv, PORT: String(ports.get(name)), FUNCTION: name, K_SERVICE: name },
+        stdio: ['ignore', 'inherit', 'inherit'],
+        detached: true,
+      });
+      child.on('exit', (code, signal) => {
+        if (!stopping) logger.error({ function: name, code, signal }, 'function process exited');
+      });
+      children.push(child);
+    }
+
+    const eventing = await loadEventing(local.EVENTING_DIR);
+    let brokerUrl = '';
+    broker = await startLocalBroker({
+      eventing,
+      port: local.LOCAL_BROKER_PORT,
+      logger,
+      resolveSink: (dest) => {
+        if (dest.uri) return dest.uri;
+        if (dest.ref?.kind === 'Broker') return brokerUrl;
+        return dest.ref && ports.has(dest.ref.name) ? urlOf(dest.ref.name) : undefined;
+      },
+    });
+    brokerUrl = broker.url;
+    await Promise.all(functionNames.map((name) => waitReady(urlOf(name), 60_000)));
+    return { broker, databaseUrl, embedded: embedded !== undefined, redis: Boolean(config.REDIS_URL), applied, urlOf, functionNames, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
