@@ -26,6 +26,7 @@ export const createSave: FunctionFactory = (config, logger) => {
     logger,
     consumer: config.SAVE_CONSUMER,
     batchEntries: config.SAVE_BATCH_ENTRIES,
+    batchRecords: config.SAVE_BATCH_RECORDS,
     timeBudgetMs: config.SAVE_TIME_BUDGET_MS,
     claimIdleMs: config.SAVE_CLAIM_IDLE_MS,
     deadLetters: (letters) => recordDeadLetters(db, letters),

@@ -380,6 +380,7 @@ for (const kind of kinds) {
         logger: createLogger('save-crashed', 'silent'),
         consumer: 'save-crashed',
         batchEntries: 2,
+        batchRecords: 1,
         timeBudgetMs: 10_000,
         claimIdleMs: 60_000,
         deadLetters: (letters) => recordDeadLetters(database.db, letters),

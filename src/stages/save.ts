@@ -19,6 +19,12 @@ export interface SaveOptions {
   logger: Logger;
   consumer: string;
   batchEntries: number;
+  /**
+   * Records one transaction aims for: reads continue until they are reached or the buffer is
+   * empty. Entries hold one record when the Broker delivers events one by one, up to 500 from
+   * batches, so a fixed entry count alone would make tiny or huge transactions.
+   */
+  batchRecords: number;
   timeBudgetMs: number;
   claimIdleMs: number;
   /** Writes dead letters (committed when it resolves): where unreadable buffer records go. */
@@ -68,12 +74,26 @@ export class Saver {
     const totals = new DrainTotals();
     let entries = await this.withBuffer(() => buffer.claimStale(consumer, claimIdleMs, batchEntries));
     while (Date.now() < deadline) {
-      if (entries.length === 0) entries = await this.withBuffer(() => buffer.readNew(consumer, batchEntries));
+      if (entries.length === 0) entries = await this.readBatch();
       if (entries.length === 0) break;
       await this.saveBatch(entries, totals);
       entries = [];
     }
     return totals.toEventData();
+  }
+
+  /** Reads new entries until they hold `batchRecords` records or the buffer has no more. */
+  private async readBatch(): Promise<BufferEntry[]> {
+    const { buffer, consumer, batchEntries, batchRecords } = this.options;
+    const entries: BufferEntry[] = [];
+    let records = 0;
+    while (records < batchRecords) {
+      const read = await this.withBuffer(() => buffer.readNew(consumer, batchEntries));
+      entries.push(...read);
+      records += read.reduce((n, e) => n + e.records.length + e.rejected.length, 0);
+      if (read.length < batchEntries) break;
+    }
+    return entries;
   }
 
   private async saveBatch(entries: BufferEntry[], totals: DrainTotals): Promise<void> {
