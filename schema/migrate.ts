@@ -5,6 +5,9 @@
 import type { Knex } from 'knex';
 import * as initial from './migrations/0001_initial.js';
 import * as plans from './migrations/0002_plans.js';
+import * as aggregate from './migrations/0003_aggregate.js';
+import * as billing from './migrations/0004_billing.js';
+import * as forecast from './migrations/0005_forecast.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -14,6 +17,9 @@ interface Migration {
 const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_plans': plans,
+  '0003_aggregate': aggregate,
+  '0004_billing': billing,
+  '0005_forecast': forecast,
 };
 
 /** Every migration, in the order they apply. */

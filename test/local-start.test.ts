@@ -8,20 +8,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { EventType } from '../src/contract/events.js';
+import { eventually } from './support/eventually.js';
 import { freePort } from './support/net.js';
 import { usageCloudEvent } from './support/usage.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-/** Polls `check` until it returns true, at most `timeoutMs`. */
-async function eventually(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('npm start on embedded defaults', function () {
   this.timeout(180_000);

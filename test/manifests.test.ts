@@ -678,7 +678,7 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
 
     it('every type a function emits has a Trigger or a planned consumer', () => {
       assert.deepEqual(emittedTypeProblems(routing, eventing.triggers), []);
-      const extra: Routes = { ...routing, collect: { ...routing.collect, emits: [...routing.collect.emits, EventType.usage] } };
+      const extra: Routes = { collect: { ...routing.collect, emits: [...routing.collect.emits, EventType.usage] } };
       assert.deepEqual(emittedTypeProblems(extra, []), [
         `collect emits ${EventType.bufferFlush}, which no Trigger routes and no planned consumer takes`,
         `collect emits ${EventType.usage}, which no Trigger routes and no planned consumer takes`,

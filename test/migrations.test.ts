@@ -25,8 +25,10 @@ const expectedTables = [
   'revisions',
   'services',
   'tenant_plan_assignments',
+  'tenant_running_costs',
   'tenants',
   'usage_aggregate',
+  'usage_dirty',
   'usage_raw',
 ];
 

@@ -13,6 +13,7 @@
  *   reports in the window) and the observed `mb_ms` (before any rounding rule).
  */
 import type { Knex } from 'knex';
+import { planColumns } from '../../src/adapters/plans.js';
 import { parsePlan, seedPlans } from '../../src/core/pricing/index.js';
 
 const WIDE = 'numeric(50,30)';
@@ -41,19 +42,7 @@ export async function up(knex: Knex): Promise<void> {
   for (const input of seedPlans) {
     const plan = parsePlan(input);
     await knex('pricing_plans')
-      .insert({
-        name: plan.name,
-        version: plan.version ?? 1,
-        currency: plan.currency,
-        price_per_invocation: plan.price_per_invocation,
-        price_per_mb_ms: plan.price_per_mb_ms,
-        price_per_cold_start: plan.price_per_cold_start,
-        price_per_cpu_ms: plan.price_per_cpu_ms,
-        free_tier_invocations: plan.free_tier_invocations,
-        free_tier_mb_ms: plan.free_tier_mb_ms,
-        rules: JSON.stringify(plan.rules),
-        default_for_currency: true,
-      })
+      .insert({ ...planColumns(plan), default_for_currency: true })
       .onConflict(['name', 'version'])
       .ignore();
   }

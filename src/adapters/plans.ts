@@ -39,6 +39,22 @@ export class NoPlanError extends Error {
   }
 }
 
+/** The pricing_plans columns of a parsed plan (name and version default to "plan" and 1). */
+export function planColumns(plan: Plan): Record<string, string | number> {
+  return {
+    name: plan.name ?? 'plan',
+    version: plan.version ?? 1,
+    currency: plan.currency,
+    price_per_invocation: plan.price_per_invocation,
+    price_per_mb_ms: plan.price_per_mb_ms,
+    price_per_cold_start: plan.price_per_cold_start,
+    price_per_cpu_ms: plan.price_per_cpu_ms,
+    free_tier_invocations: plan.free_tier_invocations,
+    free_tier_mb_ms: plan.free_tier_mb_ms,
+    rules: JSON.stringify(plan.rules),
+  };
+}
+
 interface PlanRow {
   id: string;
   name: string;

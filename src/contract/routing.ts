@@ -48,6 +48,29 @@ export const routing = {
     consumes: [{ via: 'deadLetterSink', broker: brokerName }],
     emits: [],
   },
+  aggregate: {
+    consumes: [
+      { via: 'trigger', type: EventType.usageSaved },
+      { via: 'trigger', type: EventType.aggregateTick },
+      { via: 'trigger', type: pingEventType, pingSource: 'aggregate-tick' },
+    ],
+    emits: [EventType.usageAggregated],
+  },
+  price: {
+    consumes: [
+      { via: 'trigger', type: EventType.usageAggregated },
+      { via: 'trigger', type: EventType.billingClose },
+      { via: 'trigger', type: pingEventType, pingSource: 'billing-close-tick' },
+    ],
+    emits: [EventType.billGenerated],
+  },
+  forecast: {
+    consumes: [
+      { via: 'trigger', type: EventType.forecastTick },
+      { via: 'trigger', type: pingEventType, pingSource: 'forecast-daily' },
+    ],
+    emits: [],
+  },
 } as const satisfies Record<string, FunctionRoute>;
 
 export type RoutedFunctionName = keyof typeof routing;
@@ -59,13 +82,8 @@ export type ConsumedEventType = Extract<(typeof routing)[RoutedFunctionName]['co
  * When that function lands with its Trigger, its entries move from here to `routing`.
  */
 export const plannedConsumers = {
-  [EventType.usageSaved]: 'aggregate',
-  [EventType.aggregateTick]: 'aggregate',
-  [EventType.usageAggregated]: 'price',
-  [EventType.billingClose]: 'price',
   [EventType.billGenerated]: 'notifications',
   [EventType.budgetExceeded]: 'notifications',
-  [EventType.forecastTick]: 'forecast',
   [EventType.anomalyDetected]: 'notifications',
 } as const satisfies Partial<Record<EventTypeName, string>>;
 

@@ -25,14 +25,24 @@ export const configSchema = z.object({
   COLLECT_FLUSH_EVERY_EVENTS: int(5000),
   /** (source, id) pairs collect remembers to drop repeats before they reach the buffer. */
   COLLECT_DEDUP_CAPACITY: int(200_000),
-  /** Buffer entries save reads per transaction. */
+  /** Buffer entries save reads per call to the buffer. */
   SAVE_BATCH_ENTRIES: int(50),
+  /** Records save aims to write per transaction (it reads entries until it has them, or the buffer is empty). */
+  SAVE_BATCH_RECORDS: int(5000),
   /** How long one save invocation keeps draining, in ms. */
   SAVE_TIME_BUDGET_MS: int(25_000),
   /** Entries pending longer than this (a crashed consumer's) are claimed by save, in ms. */
   SAVE_CLAIM_IDLE_MS: int(60_000),
   /** Consumer name in the group; one per pod. */
   SAVE_CONSUMER: z.string().min(1).default(`save-${hostname()}-${process.pid}`),
+  /** Tenants the price stage bills per query and transaction (monthly close, running cost). */
+  PRICE_BATCH_TENANTS: int(500),
+  /** Dirty 5-minute buckets the aggregate stage recomputes per transaction. */
+  AGGREGATE_BATCH_BUCKETS: int(2000),
+  /** How long one aggregate invocation keeps processing dirty buckets, in ms. */
+  AGGREGATE_TIME_BUDGET_MS: int(25_000),
+  /** Batches one aggregate invocation processes at once, each on its own connection. */
+  AGGREGATE_CONCURRENCY: int(2),
   /** Pool size of each function's PostgreSQL connections. */
   DATABASE_POOL_MAX: int(4),
 });

@@ -268,10 +268,20 @@ function toIssues(error: z.ZodError): PlanIssue[] {
 
 export type PlanParseResult = { ok: true; plan: Plan } | { ok: false; error: PlanValidationError };
 
-/** Validates a plan; never throws. */
+/**
+ * Plans this module produced. They are frozen, so one passed back in (e.g. to computeBill, which
+ * parses its plan argument) is known valid and unchanged, and is not validated again.
+ */
+const parsedPlans = new WeakSet<Plan>();
+
+/** Validates a plan; never throws. A plan it returned before comes back as it is. */
 export function safeParsePlan(input: unknown): PlanParseResult {
+  if (typeof input === 'object' && input !== null && parsedPlans.has(input as Plan)) return { ok: true, plan: input as Plan };
   const r = planSchema.safeParse(input);
-  return r.success ? { ok: true, plan: r.data } : { ok: false, error: new PlanValidationError(toIssues(r.error)) };
+  if (!r.success) return { ok: false, error: new PlanValidationError(toIssues(r.error)) };
+  const plan = Object.freeze({ ...r.data, rules: Object.freeze({ ...r.data.rules }) });
+  parsedPlans.add(plan);
+  return { ok: true, plan };
 }
 
 /** Validates a plan (a row, API body or seed object); throws PlanValidationError listing every problem. */

@@ -69,6 +69,16 @@ describe('pricing core', () => {
       assert.deepEqual(parsePlan(usd), usd);
     });
 
+    it('returns frozen plans, and a plan it returned is taken back as it is (not validated again)', () => {
+      const usd = parsePlan(standardUsdPlan);
+      assert.ok(Object.isFrozen(usd) && Object.isFrozen(usd.rules));
+      assert.throws(() => ((usd as { currency: string }).currency = 'EUR'), TypeError);
+      assert.equal(parsePlan(usd), usd);
+      const copy = { ...usd };
+      assert.notEqual(parsePlan(copy), copy, 'a copy is validated again');
+      assert.deepEqual(parsePlan(copy), usd);
+    });
+
     it('parses a pricing_plans row as the database returns it and fills defaults', () => {
       const plan = parsePlan({
         id: '6f1c1a52-0c1e-4a8e-9a57-1f0c5f7d1e11',

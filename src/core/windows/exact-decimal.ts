@@ -75,9 +75,41 @@ export class FixedSum {
     return this.other ? fixed.add(this.other) : fixed;
   }
 
-  toString(): string {
-    return this.toExact().toString();
+  /** The sum as a safe integer of 10^(−scale) units when it still is one (the common case), else null. */
+  private small(): number | null {
+    return this.other === null && this.hi === 0n && Number.isSafeInteger(this.lo) ? this.lo : null;
   }
+
+  toString(): string {
+    const small = this.small();
+    if (small === null) return this.toExact().toString();
+    const fixed = formatScaledNumber(small, this.scale);
+    return fixed.includes('.') ? fixed.replace(/\.?0+$/, '') : fixed;
+  }
+
+  /** The sum divided by a positive integer, rounded half-up to `places` (as ExactDecimal.divideToFixed). */
+  divideToFixed(divisor: number, places: number): string {
+    const small = this.small();
+    const num = small === null ? Number.NaN : Math.abs(small) * 10 ** Math.max(0, places - this.scale);
+    const den = divisor * 10 ** Math.max(0, this.scale - places);
+    // Number arithmetic only where every operand and product is a safe integer; else exactly in bigint.
+    if (small === null || !Number.isSafeInteger(num) || !Number.isSafeInteger(den) || !(Number.isSafeInteger(divisor) && divisor > 0)) {
+      return this.toExact().divideToFixed(divisor, places);
+    }
+    let q = Math.floor(num / den);
+    if (q * den > num) q -= 1;
+    else if ((q + 1) * den <= num) q += 1;
+    if (2 * (num - q * den) >= den) q += 1;
+    return formatScaledNumber(small < 0 ? -q : q, places);
+  }
+}
+
+/** A safe integer n as n·10^(−scale) with exactly `scale` decimals. */
+function formatScaledNumber(n: number, scale: number): string {
+  const digits = String(Math.abs(n)).padStart(scale + 1, '0');
+  const sign = n < 0 ? '-' : '';
+  if (scale === 0) return sign + digits;
+  return `${sign}${digits.slice(0, -scale)}.${digits.slice(-scale)}`;
 }
 
 /** decimal.js with room for any sum of usage quantities (money paths need exact digits). */

@@ -248,14 +248,21 @@ export class DurationSketch {
 
   /** The estimate of `percentile_cont(q)`, within relative error alpha; null when empty. */
   quantile(q: number): number | null {
-    checkFraction(q);
-    if (this.total === 0) return null;
-    const pos = q * (this.total - 1);
-    const lo = Math.floor(pos);
-    const hi = Math.ceil(pos);
+    return this.quantiles([q])[0]!;
+  }
+
+  /** `quantile` at each fraction (the bins are sorted once for all of them). */
+  quantiles(qs: readonly number[]): (number | null)[] {
+    for (const q of qs) checkFraction(q);
+    if (this.total === 0) return qs.map(() => null);
     const sorted = [...this.bins.keys()].sort((a, b) => a - b);
-    const first = this.valueAtRank(lo, sorted);
-    return lo === hi ? first : lerp(first, this.valueAtRank(hi, sorted), pos - lo);
+    return qs.map((q) => {
+      const pos = q * (this.total - 1);
+      const lo = Math.floor(pos);
+      const hi = Math.ceil(pos);
+      const first = this.valueAtRank(lo, sorted);
+      return lo === hi ? first : lerp(first, this.valueAtRank(hi, sorted), pos - lo);
+    });
   }
 
   private valueAtRank(rank: number, sortedIndexes: readonly number[]): number {

@@ -405,8 +405,19 @@ describe('windows: window statistics', () => {
       }),
       { numRuns: 300 },
     );
+    // The number fast paths of toString and divideToFixed agree with the bigint ones.
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: -(2 ** 50), max: 2 ** 50 }), { maxLength: 12 }), fc.constantFrom(0, 3, 6), fc.integer({ min: 1, max: 10 ** 7 }), fc.constantFrom(0, 3, 8), (xs, scale, divisor, places) => {
+        const sum = new FixedSum(scale);
+        for (const x of xs) sum.add(x);
+        assert.equal(sum.toString(), sum.toExact().toString());
+        assert.equal(sum.divideToFixed(divisor, places), sum.toExact().divideToFixed(divisor, places));
+      }),
+      { numRuns: 500 },
+    );
     const spill = new FixedSum(3);
     for (let i = 0; i < 10; i++) spill.add(2 ** 52);
+    assert.equal(spill.divideToFixed(3, 3), spill.toExact().divideToFixed(3, 3));
     assert.equal(spill.toString(), '45035996273704.96'); // 10 × 2^52 thousandths, past 2^53
     assert.equal(ExactDecimal.of('1e-7').toString(), '0.0000001');
     assert.equal(ExactDecimal.of(0.125).divideToFixed(1, 2), '0.13');

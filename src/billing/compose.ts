@@ -1,0 +1,184 @@
+/**
+ * Assembles one tenant's bill from its plan segments, their usage and the adjustments owed for
+ * finalized periods. Pure: computeBill and adjustmentLines (src/core/pricing) do all the money;
+ * this module only feeds them a segment at a time and labels the lines.
+ *
+ * - Each segment is priced by computeBill under its plan with its prorated free allowances; with
+ *   more than one segment a line's description names its plan and span.
+ * - Adjustments are computed per segment of the finalized bill (a segment has one set of unit
+ *   prices), against the finalized lines plus adjustments already issued on other final bills.
+ * - total = sum of every rounded line (usage and adjustments); the unrounded sum is kept beside it.
+ */
+import {
+  adjustmentLines,
+  computeBill,
+  minorUnitDigits,
+  parsePlan,
+  sumLineAmounts,
+  type AdjustmentLine,
+  type Bill,
+  type BillLine,
+  type Plan,
+  type PlanInput,
+} from '../core/pricing/index.js';
+import { toStoredSegment, type BillSegment, type StoredSegment } from './segments.js';
+import { usageChunks, type ServiceUsage } from './usage.js';
+
+/** A bill line with where it came from. */
+export interface PricedLine extends BillLine {
+  isAdjustment: boolean;
+  /** The plan the line was priced under. */
+  planId: string;
+  /** The segment of the priced period (for an adjustment: of the finalized bill it corrects). */
+  segmentStart: string;
+  segmentEnd: string;
+  serviceId: string | null;
+  /** Adjustment lines: the finalized bill they correct. */
+  adjustsBillId: string | null;
+}
+
+/** A bill as computed, before it is stored (or as a preview). */
+export interface ComposedBill {
+  tenantId: string;
+  currency: string;
+  period: { start: string; end: string };
+  /** The plan in force at the end of the period. */
+  planId: string;
+  segments: StoredSegment[];
+  lines: PricedLine[];
+  /** Sum of every rounded line. */
+  total: string;
+  totalUnrounded: string;
+  /** Sum of the rounded usage lines of the period itself. */
+  usageTotal: string;
+  /** Sum of the rounded adjustment lines. */
+  adjustmentsTotal: string;
+}
+
+/** A finalized bill to reconcile with its recomputed usage. */
+export interface FinalizedBill {
+  id: string;
+  currency: string;
+  segments: BillSegment[];
+  /** Its own (non-adjustment) lines, as stored. */
+  lines: PricedLine[];
+  /** Adjustment lines for it already on other final bills. */
+  previousAdjustments: PricedLine[];
+  /** Its usage read again, per segment (same order as `segments`). */
+  recomputedUsage: ServiceUsage[][];
+}
+
+const iso = (d: Date): string => d.toISOString();
+
+/** Parsed segment plans by (plan id, allowances): a stored plan version never changes. */
+const segmentPlans = new Map<string, Plan>();
+
+/** The plan of a segment with its prorated allowances, parsed once (a close prices thousands alike). */
+function segmentPlan(segment: BillSegment): Plan {
+  const key = `${segment.plan.id}|${segment.freeInvocations}|${segment.freeMbMs}`;
+  let plan = segmentPlans.get(key);
+  if (!plan) {
+    const { free_tier_gb_s: _display, ...prices } = segment.plan;
+    const input: PlanInput = { ...prices, free_tier_invocations: segment.freeInvocations, free_tier_mb_ms: segment.freeMbMs };
+    plan = parsePlan(input);
+    if (segmentPlans.size >= 1000) segmentPlans.clear();
+    segmentPlans.set(key, plan);
+  }
+  return plan;
+}
+
+function priceSegment(segment: BillSegment, usage: readonly ServiceUsage[]): Bill {
+  return computeBill(segmentPlan(segment), usageChunks(usage, segment), { start: iso(segment.start), end: iso(segment.end) });
+}
+
+function serviceIds(usage: readonly ServiceUsage[], lines: readonly PricedLine[] = []): Map<string, string> {
+  const ids = new Map<string, string>();
+  for (const l of lines) if (l.serviceId) ids.set(l.service, l.serviceId);
+  for (const u of usage) ids.set(u.service, u.serviceId);
+  return ids;
+}
+
+/** Lines of a period's own usage, segment by segment (usage[i] is segments[i]'s usage). */
+export function usageLines(segments: readonly BillSegment[], usage: readonly (readonly ServiceUsage[])[]): PricedLine[] {
+  return segments.flatMap((segment, i) => {
+    const rows = usage[i] ?? [];
+    const ids = serviceIds(rows);
+    const note = segments.length > 1 ? ` (${segment.plan.name} v${segment.plan.version}, ${iso(segment.start)} – ${iso(segment.end)})` : '';
+    return priceSegment(segment, rows).lines.map(
+      (line): PricedLine => ({
+        ...line,
+        description: line.description + note,
+        isAdjustment: false,
+        planId: segment.plan.id,
+        segmentStart: iso(segment.start),
+        segmentEnd: iso(segment.end),
+        serviceId: ids.get(line.service) ?? null,
+        adjustsBillId: null,
+      }),
+    );
+  });
+}
+
+function asBill(currency: string, segment: BillSegment, lines: BillLine[]): Bill {
+  return {
+    plan: { id: segment.plan.id, name: segment.plan.name, version: segment.plan.version },
+    currency,
+    minorUnitDigits: minorUnitDigits(currency),
+    period: { start: iso(segment.start), end: iso(segment.end) },
+    lines,
+    ...sumLineAmounts(lines, currency),
+  };
+}
+
+const inSegment = (segment: BillSegment) => (l: PricedLine) => new Date(l.segmentStart).getTime() === segment.start.getTime();
+
+/** The adjustment lines still owed for a finalized bill (none when its usage has not changed). */
+export function adjustmentsFor(finalized: FinalizedBill): PricedLine[] {
+  return finalized.segments.flatMap((segment, i) => {
+    const usage = finalized.recomputedUsage[i] ?? [];
+    const own = finalized.lines.filter(inSegment(segment));
+    const previous: AdjustmentLine[] = finalized.previousAdjustments
+      .filter(inSegment(segment))
+      .map((l) => ({ ...l, isAdjustment: true, originalPeriod: { start: iso(segment.start), end: iso(segment.end) } }));
+    const ids = serviceIds(usage, [...own, ...finalized.previousAdjustments]);
+    const recomputed = priceSegment(segment, usage);
+    return adjustmentLines(asBill(finalized.currency, segment, own), recomputed, previous).map(
+      ({ originalPeriod: _period, isAdjustment: _flag, ...line }): PricedLine => ({
+        ...line,
+        isAdjustment: true,
+        planId: segment.plan.id,
+        segmentStart: iso(segment.start),
+        segmentEnd: iso(segment.end),
+        serviceId: ids.get(line.service) ?? null,
+        adjustsBillId: finalized.id,
+      }),
+    );
+  });
+}
+
+/** The whole bill: usage lines of the period, then adjustments; totals of the rounded lines. */
+export function composeBill(input: {
+  tenantId: string;
+  currency: string;
+  period: { start: Date; end: Date };
+  segments: BillSegment[];
+  usageLines: PricedLine[];
+  adjustmentLines: PricedLine[];
+}): ComposedBill {
+  const last = input.segments.at(-1);
+  if (!last) throw new RangeError(`no plan segment for tenant ${input.tenantId}`);
+  const lines = [...input.usageLines, ...input.adjustmentLines];
+  const all = sumLineAmounts(lines, input.currency);
+  return {
+    tenantId: input.tenantId,
+    currency: input.currency,
+    period: { start: iso(input.period.start), end: iso(input.period.end) },
+    planId: last.plan.id,
+    segments: input.segments.map(toStoredSegment),
+    lines,
+    total: all.total,
+    totalUnrounded: all.totalUnrounded,
+    usageTotal: sumLineAmounts(input.usageLines, input.currency).total,
+    adjustmentsTotal: sumLineAmounts(input.adjustmentLines, input.currency).total,
+  };
+}

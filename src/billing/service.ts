@@ -1,0 +1,412 @@
+/**
+ * The billing service: previews, drafts, final and paid bills, the monthly close and the
+ * month-to-date running cost. Used by the price function and (later) the REST API.
+ *
+ * Lifecycle and guarantees:
+ * - `calculate` prices a period without storing anything (a preview).
+ * - `generate` stores a draft; generating again replaces the draft's content atomically (same id).
+ * - `finalize` recomputes the draft from current usage and freezes it; afterwards the database
+ *   refuses any change (migration 0004). Finalizing a final bill is a no-op.
+ * - `markPaid` moves final → paid; paying a paid bill is a no-op.
+ * - `closePeriod` generates and finalizes the previous calendar month of every tenant, each in its
+ *   own time zone; tenants already closed are skipped, so a repeated tick changes nothing.
+ * - Late usage: every bill computed (preview, draft, close) reconciles the tenant's earlier final
+ *   bills whose usage changed and carries the difference as adjustment lines referencing them.
+ *   Adjustments already on another final bill are subtracted, so each difference is billed
+ *   exactly once however often a draft is regenerated.
+ * All writes of a tenant are serialised by a transaction-scoped advisory lock.
+ */
+import type { Knex } from 'knex';
+import { PlanStore } from '../adapters/plans.js';
+import type { Db } from '../adapters/postgres.js';
+import type { WindowBounds } from '../core/windows/index.js';
+import type { Logger } from '../runtime/logger.js';
+import { adjustmentsFor, composeBill, usageLines, type ComposedBill } from './compose.js';
+import { BillingServiceError, type BillingFailure } from './errors.js';
+import { currentPeriod, previousPeriod, resolvePeriod, type PeriodRef } from './periods.js';
+import { fromStoredSegments, resolveSegments, type BillSegment } from './segments.js';
+import {
+  allTenants,
+  billHead,
+  billsAt,
+  finalizedToReconcile,
+  findTenants,
+  getTenant,
+  issuedAdjustments,
+  loadBills,
+  lockTenants,
+  ownLines,
+  saveBills,
+  saveRunningCosts,
+  setPaid,
+  type BillHead,
+  type StoredBill,
+  type TenantRow,
+} from './store.js';
+import { readSegmentUsage, type SegmentUsageQuery, type ServiceUsage } from './usage.js';
+
+/** Dependencies and tuning of the billing service. */
+export interface BillingOptions {
+  db: Db;
+  plans?: PlanStore;
+  /** The clock (tests pin it); only used to pick periods — stored timestamps come from PostgreSQL. */
+  now?: () => Date;
+  /** Tenants priced per query and transaction by closePeriod / updateRunningCost. */
+  batchTenants?: number;
+  /** Batches closePeriod runs at once, each on its own connection (keep below the pool size). */
+  concurrency?: number;
+  logger?: Logger;
+}
+
+/** A tenant whose bill could not be computed, and why. */
+export interface BillingFailureReport {
+  tenantId: string;
+  reason: BillingFailure | 'error';
+  message: string;
+}
+
+/** What a bill.generated event says about a bill. */
+export interface BillSummary {
+  billId: string;
+  tenantId: string;
+  status: 'draft' | 'final' | 'paid';
+  total: string;
+  currency: string;
+  periodStart: string;
+  periodEnd: string;
+}
+
+/** What closePeriod closes. */
+export interface CloseOptions {
+  /** The period to close (a month label applies to every tenant in its zone); default: each tenant's previous month. */
+  period?: PeriodRef;
+  /** Tenant ids or slugs; default every tenant (tenants created after the period are then skipped). */
+  tenants?: readonly string[];
+}
+
+/** What closePeriod did, tenant by tenant. */
+export interface CloseResult {
+  /** Bills finalized by this call. */
+  closed: BillSummary[];
+  /** Bills of the asked tenants and period that were already final or paid (unchanged). */
+  alreadyFinal: BillSummary[];
+  /** Tenants created after their period ended (not billed for it). */
+  skipped: number;
+  failed: BillingFailureReport[];
+  /** Tenant references that match no tenant. */
+  unknown: string[];
+}
+
+/** What updateRunningCost did. */
+export interface RunningCostResult {
+  updated: number;
+  failed: BillingFailureReport[];
+  unknown: string[];
+}
+
+interface Target {
+  tenant: TenantRow;
+  period: WindowBounds;
+}
+
+type Computed = { tenantId: string; bill: ComposedBill } | { tenantId: string; failure: BillingFailureReport };
+
+function failureOf(tenantId: string, err: unknown): BillingFailureReport {
+  if (err instanceof BillingServiceError) return { tenantId, reason: err.reason, message: err.message };
+  return { tenantId, reason: 'error', message: err instanceof Error ? err.message : String(err) };
+}
+
+/** Runs `work` over `items` with at most `concurrency` at a time; rejects with the first failure. */
+async function inParallel<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await work(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+}
+
+/**
+ * Sort and hash memory of a close batch: its usage query sorts a month of hourly rows of a batch
+ * of tenants for the free-tier walk, which spills to disk at PostgreSQL's 4 MB default.
+ */
+const BATCH_WORK_MEM = '64MB';
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+const summaryOf = (b: BillHead): BillSummary => ({
+  billId: b.id,
+  tenantId: b.tenantId,
+  status: b.status,
+  total: b.total,
+  currency: b.currency,
+  periodStart: b.periodStart,
+  periodEnd: b.periodEnd,
+});
+
+/** The billing service (see the module comment for its guarantees). */
+export class Billing {
+  private readonly db: Db;
+  private readonly plans: PlanStore;
+  private readonly now: () => Date;
+  private readonly batchTenants: number;
+  private readonly concurrency: number;
+  private readonly logger: Logger | undefined;
+
+  constructor(options: BillingOptions) {
+    this.db = options.db;
+    this.plans = options.plans ?? new PlanStore(options.db);
+    this.now = options.now ?? (() => new Date());
+    this.batchTenants = options.batchTenants ?? 500;
+    this.concurrency = options.concurrency ?? 2;
+    this.logger = options.logger;
+  }
+
+  /** Prices a period (default: the open one) without storing anything. */
+  async calculate(tenantRef: string, period?: PeriodRef): Promise<ComposedBill> {
+    const tenant = await getTenant(this.db, tenantRef);
+    return this.computeOne(this.db, { tenant, period: resolvePeriod(period, tenant.timezone, this.now()) });
+  }
+
+  /** Stores the period's bill as a draft, replacing an earlier draft; refuses a final period. */
+  async generate(tenantRef: string, period: PeriodRef): Promise<StoredBill> {
+    const tenant = await getTenant(this.db, tenantRef);
+    const target = { tenant, period: resolvePeriod(period, tenant.timezone, this.now()) };
+    return this.db.transaction(async (trx) => {
+      await lockTenants(trx, [tenant.id]);
+      const existing = (await billsAt(trx, [{ tenantId: tenant.id, periodStart: target.period.start }])).get(tenant.id);
+      if (existing && existing.status !== 'draft') {
+        throw new BillingServiceError(
+          'bill_final',
+          `the bill of ${tenant.slug} for [${target.period.start.toISOString()}, ${target.period.end.toISOString()}) is ${existing.status} (${existing.id}); late usage for it is billed as adjustments on the next bill`,
+        );
+      }
+      const bill = await this.computeOne(trx, target);
+      const id = (await saveBills(trx, [bill], false)).get(tenant.id);
+      return this.loadOne(trx, id ?? '');
+    });
+  }
+
+  /** Finalizes a draft (recomputed from current usage first); a final or paid bill is returned unchanged. */
+  async finalize(billId: string): Promise<StoredBill> {
+    const head = await this.head(billId);
+    if (head.status !== 'draft') return this.loadOne(this.db, billId);
+    return this.db.transaction(async (trx) => {
+      await lockTenants(trx, [head.tenant_id]);
+      const current = await this.head(billId, trx);
+      if (current.status !== 'draft') return this.loadOne(trx, billId);
+      const tenant = await getTenant(trx, current.tenant_id);
+      const period = resolvePeriod({ start: current.period_start }, tenant.timezone, this.now());
+      const bill = await this.computeOne(trx, { tenant, period });
+      await saveBills(trx, [bill], true);
+      return this.loadOne(trx, billId);
+    });
+  }
+
+  /** Marks a final bill paid (at `paidAt`, default now); a paid bill is returned unchanged. */
+  async markPaid(billId: string, paidAt: Date = this.now()): Promise<StoredBill> {
+    return this.db.transaction(async (trx) => {
+      const head = await this.head(billId, trx);
+      await lockTenants(trx, [head.tenant_id]);
+      const current = await this.head(billId, trx);
+      if (current.status === 'draft') throw new BillingServiceError('bill_not_final', `bill ${billId} is a draft: finalize it before marking it paid`);
+      if (current.status === 'final') await setPaid(trx, billId, paidAt);
+      return this.loadOne(trx, billId);
+    });
+  }
+
+  /** A stored bill with its lines. */
+  async bill(billId: string): Promise<StoredBill> {
+    return this.loadOne(this.db, billId);
+  }
+
+  /**
+   * Generates and finalizes the bills of a period (default: each tenant's previous calendar
+   * month in its own zone) for every tenant or the ones named. Tenants are processed in batches,
+   * each batch in one transaction; a tenant that cannot be billed (no plan, ...) is reported in
+   * `failed` and does not stop the others.
+   */
+  async closePeriod(options: CloseOptions = {}): Promise<CloseResult> {
+    const result: CloseResult = { closed: [], alreadyFinal: [], skipped: 0, failed: [], unknown: [] };
+    const targets = await this.closeTargets(options, result);
+    // Tenants already closed are set aside with one query, so a repeated tick costs no transaction
+    // (each batch checks again under its locks).
+    const closedBefore = await billsAt(this.db, targets.map((t) => ({ tenantId: t.tenant.id, periodStart: t.period.start })));
+    const open = targets.filter((t) => {
+      const bill = closedBefore.get(t.tenant.id);
+      if (bill && bill.status !== 'draft') result.alreadyFinal.push(summaryOf(bill));
+      return !bill || bill.status === 'draft';
+    });
+    await inParallel(chunk(open, this.batchTenants), this.concurrency, (batch) => this.db.transaction((trx) => this.closeBatch(trx, batch, result)));
+    for (const f of result.failed) this.logger?.error({ tenant: f.tenantId, reason: f.reason }, `bill not closed: ${f.message}`);
+    return result;
+  }
+
+  /** The tenants and periods a close covers; unknown, failed and skipped tenants go into `result`. */
+  private async closeTargets(options: CloseOptions, result: CloseResult): Promise<Target[]> {
+    const now = this.now();
+    let tenants: TenantRow[];
+    if (options.tenants) ({ tenants, unknown: result.unknown } = await findTenants(this.db, options.tenants));
+    else tenants = await allTenants(this.db);
+    const byZone = new Map<string, WindowBounds | BillingServiceError>();
+    const periodIn = (timeZone: string): WindowBounds | BillingServiceError => {
+      let period = byZone.get(timeZone);
+      if (!period) {
+        try {
+          period = options.period ? resolvePeriod(options.period, timeZone, now) : previousPeriod(now, timeZone);
+        } catch (err) {
+          period = err instanceof BillingServiceError ? err : new BillingServiceError('invalid_period', err instanceof Error ? err.message : String(err));
+        }
+        byZone.set(timeZone, period);
+      }
+      return period;
+    };
+    const targets: Target[] = [];
+    for (const tenant of tenants) {
+      const period = periodIn(tenant.timezone);
+      if (period instanceof BillingServiceError) result.failed.push(failureOf(tenant.id, period));
+      else if (!options.tenants && tenant.created_at >= period.end) result.skipped++;
+      else targets.push({ tenant, period });
+    }
+    return targets;
+  }
+
+  /** Generates and finalizes one batch of bills in `trx`, recording the outcome in `result`. */
+  private async closeBatch(trx: Knex.Transaction, batch: readonly Target[], result: CloseResult): Promise<void> {
+    await trx.raw(`SET LOCAL work_mem = '${BATCH_WORK_MEM}'`);
+    await lockTenants(trx, batch.map((t) => t.tenant.id));
+    const existing = await billsAt(trx, batch.map((t) => ({ tenantId: t.tenant.id, periodStart: t.period.start })));
+    result.alreadyFinal.push(...[...existing.values()].filter((b) => b.status !== 'draft').map(summaryOf));
+    const todo = batch.filter((t) => (existing.get(t.tenant.id)?.status ?? 'draft') === 'draft');
+    const computed = await this.computeMany(trx, todo);
+    const bills = computed.flatMap((c) => ('bill' in c ? [c.bill] : []));
+    result.failed.push(...computed.flatMap((c) => ('failure' in c ? [c.failure] : [])));
+    const ids = await saveBills(trx, bills, true);
+    // Summaries from the computed bills (what was just stored), without reading them back.
+    for (const b of bills) {
+      const billId = ids.get(b.tenantId);
+      if (billId) {
+        result.closed.push({ billId, tenantId: b.tenantId, status: 'final', total: b.total, currency: b.currency, periodStart: b.period.start, periodEnd: b.period.end });
+      }
+    }
+  }
+
+  /** Recomputes and stores the month-to-date cost of each tenant's open period. */
+  async updateRunningCost(tenantRefs: readonly string[]): Promise<RunningCostResult> {
+    const now = this.now();
+    const { tenants, unknown } = await findTenants(this.db, tenantRefs);
+    const result: RunningCostResult = { updated: 0, failed: [], unknown };
+    for (const batch of chunk(tenants, this.batchTenants)) {
+      const computed = await this.computeMany(
+        this.db,
+        batch.map((tenant) => ({ tenant, period: currentPeriod(now, tenant.timezone) })),
+      );
+      const bills = computed.flatMap((c) => ('bill' in c ? [c.bill] : []));
+      result.failed.push(...computed.flatMap((c) => ('failure' in c ? [c.failure] : [])));
+      await saveRunningCosts(this.db, bills);
+      result.updated += bills.length;
+    }
+    for (const f of result.failed) this.logger?.error({ tenant: f.tenantId, reason: f.reason }, `running cost not updated: ${f.message}`);
+    return result;
+  }
+
+  private async head(billId: string, db: Knex = this.db) {
+    const head = await billHead(db, billId);
+    if (!head) throw new BillingServiceError('bill_not_found', `bill ${JSON.stringify(billId)} does not exist`);
+    return head;
+  }
+
+  private async loadOne(db: Knex, billId: string): Promise<StoredBill> {
+    const [bill] = await loadBills(db, [billId]);
+    if (!bill) throw new BillingServiceError('bill_not_found', `bill ${JSON.stringify(billId)} does not exist`);
+    return bill;
+  }
+
+  private async computeOne(db: Knex, target: Target): Promise<ComposedBill> {
+    const [computed] = await this.computeMany(db, [target]);
+    if (!computed) throw new Error(`no bill computed for tenant ${target.tenant.id}`);
+    if ('failure' in computed) {
+      const { reason, message } = computed.failure;
+      throw reason === 'error' ? new Error(message) : new BillingServiceError(reason, message);
+    }
+    return computed.bill;
+  }
+
+  /**
+   * Computes the bills of many tenants with a fixed number of queries: plan segments, finalized
+   * bills to reconcile, usage of every segment (the period's and the finalized bills'), and the
+   * lines of those finalized bills.
+   */
+  private async computeMany(db: Knex, targets: readonly Target[]): Promise<Computed[]> {
+    if (targets.length === 0) return [];
+    // Inside a transaction every read goes through it: the embedded database serves one session,
+    // so a query on another pooled connection would wait for the transaction to end.
+    const plans = db === this.db ? this.plans : new PlanStore(db);
+    const segmentsByTenant = await resolveSegments(
+      db,
+      plans,
+      targets.map((t) => ({ tenantId: t.tenant.id, currency: t.tenant.currency.trim(), start: t.period.start, end: t.period.end })),
+    );
+    const priced = targets.filter((t) => Array.isArray(segmentsByTenant.get(t.tenant.id)));
+    const finalizedRows = await finalizedToReconcile(
+      db,
+      priced.map((t) => ({ tenantId: t.tenant.id, before: t.period.start })),
+    );
+    const finalizedSegments = await Promise.all(finalizedRows.map((r) => fromStoredSegments(plans, r.segments)));
+
+    // Every segment to read usage for, under a numeric key.
+    const queries: SegmentUsageQuery[] = [];
+    const keysOf = (tenantId: string, segments: readonly BillSegment[]): number[] =>
+      segments.map((segment) => {
+        queries.push({ key: queries.length, tenantId, segment });
+        return queries.length - 1;
+      });
+    const periodKeys = new Map(priced.map((t) => [t.tenant.id, keysOf(t.tenant.id, segmentsByTenant.get(t.tenant.id) as BillSegment[])]));
+    const finalizedKeys = finalizedRows.map((r, i) => keysOf(r.tenant_id, finalizedSegments[i] ?? []));
+    const usage = new Map<number, ServiceUsage[]>();
+    for (const row of await readSegmentUsage(db, queries)) {
+      const list = usage.get(row.key);
+      if (list) list.push(row);
+      else usage.set(row.key, [row]);
+    }
+    const finalizedIds = finalizedRows.map((r) => r.id);
+    const [own, issued] = [await ownLines(db, finalizedIds), await issuedAdjustments(db, finalizedIds)];
+
+    return targets.map((t): Computed => {
+      const tenantId = t.tenant.id;
+      const segments = segmentsByTenant.get(tenantId);
+      if (!Array.isArray(segments)) return { tenantId, failure: failureOf(tenantId, segments) };
+      try {
+        const adjustments = finalizedRows.flatMap((r, i) =>
+          r.tenant_id !== tenantId
+            ? []
+            : adjustmentsFor({
+                id: r.id,
+                currency: r.currency.trim(),
+                segments: finalizedSegments[i] ?? [],
+                lines: own.get(r.id) ?? [],
+                previousAdjustments: issued.get(r.id) ?? [],
+                recomputedUsage: (finalizedKeys[i] ?? []).map((k) => usage.get(k) ?? []),
+              }),
+        );
+        const bill = composeBill({
+          tenantId,
+          currency: t.tenant.currency.trim(),
+          period: t.period,
+          segments,
+          usageLines: usageLines(segments, (periodKeys.get(tenantId) ?? []).map((k) => usage.get(k) ?? [])),
+          adjustmentLines: adjustments,
+        });
+        return { tenantId, bill };
+      } catch (err) {
+        return { tenantId, failure: failureOf(tenantId, err) };
+      }
+    });
+  }
+}

@@ -1,0 +1,432 @@
+/**
+ * Bills in PostgreSQL: tenants to bill, the finalized bills to reconcile, storing drafts and
+ * final bills, running costs. Every write runs inside the caller's transaction; the immutability
+ * of final bills is the database's job (migration 0004's triggers), not this module's.
+ */
+import type { Knex } from 'knex';
+import { z } from 'zod';
+import { Dec, MB_MS_PER_GB_S, meters, minorUnitDigits, plain } from '../core/pricing/index.js';
+import type { ComposedBill, PricedLine } from './compose.js';
+import { BillingServiceError } from './errors.js';
+import type { StoredSegment } from './segments.js';
+
+export type BillStatus = 'draft' | 'final' | 'paid';
+
+/** A tenant as billing sees it. */
+export interface TenantRow {
+  id: string;
+  slug: string;
+  currency: string;
+  timezone: string;
+  created_at: Date;
+}
+
+/** A stored bill with its lines. */
+export interface StoredBill {
+  id: string;
+  tenantId: string;
+  status: BillStatus;
+  currency: string;
+  periodStart: string;
+  periodEnd: string;
+  planId: string | null;
+  total: string;
+  totalUnrounded: string;
+  segments: StoredSegment[];
+  lines: PricedLine[];
+  usageAsOf: string | null;
+  finalizedAt: string | null;
+  paidAt: string | null;
+}
+
+/** Bills read back from the table: period and segments of a finalized bill to reconcile. */
+export interface FinalizedBillRow {
+  id: string;
+  tenant_id: string;
+  currency: string;
+  period_start: Date;
+  period_end: Date;
+  segments: unknown;
+}
+
+const uuidText = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Usage rows updated this long before the last reconciliation still count as possibly unseen: an
+ * aggregate transaction stamps updated_at when it starts and may commit after a bill read usage.
+ */
+const RECONCILE_MARGIN = "interval '1 hour'";
+
+const tenantColumns = ['id', 'slug', 'currency', 'timezone', 'created_at'] as const;
+
+/** Tenants by id or slug; `unknown` lists the references that match none. */
+export async function findTenants(db: Knex, refs: readonly string[]): Promise<{ tenants: TenantRow[]; unknown: string[] }> {
+  const unique = [...new Set(refs)];
+  if (unique.length === 0) return { tenants: [], unknown: [] };
+  const ids = unique.filter((r) => uuidText.test(r));
+  const rows = (await db('tenants')
+    .select(...tenantColumns)
+    .where((q) => void q.whereIn('slug', unique).orWhereIn('id', ids))) as TenantRow[];
+  const found = new Set(rows.flatMap((r) => [r.id, r.slug]));
+  return { tenants: rows, unknown: unique.filter((r) => !found.has(r)) };
+}
+
+/** One tenant by id or slug, or an unknown_tenant error. */
+export async function getTenant(db: Knex, ref: string): Promise<TenantRow> {
+  const { tenants } = await findTenants(db, [ref]);
+  const tenant = tenants[0];
+  if (!tenant) throw new BillingServiceError('unknown_tenant', `tenant ${JSON.stringify(ref)} does not exist (give its id or slug)`);
+  return tenant;
+}
+
+/** Every tenant, in id order. */
+export async function allTenants(db: Knex): Promise<TenantRow[]> {
+  return (await db('tenants').select(...tenantColumns).orderBy('id')) as TenantRow[];
+}
+
+/** Serialises billing writes per tenant for the rest of the transaction (ids sorted: no deadlock). */
+export async function lockTenants(trx: Knex.Transaction, tenantIds: readonly string[]): Promise<void> {
+  if (tenantIds.length === 0) return;
+  await trx.raw(
+    `SELECT pg_advisory_xact_lock(k) FROM (SELECT hashtextextended('faasbilling:bill:' || t, 0) AS k FROM unnest(?::text[]) t ORDER BY 1) s`,
+    [[...tenantIds].sort()],
+  );
+}
+
+/** A bill's head: what a bill.generated event says about it. */
+export interface BillHead {
+  id: string;
+  tenantId: string;
+  status: BillStatus;
+  total: string;
+  currency: string;
+  periodStart: string;
+  periodEnd: string;
+}
+
+/** The bill of each (tenant, period start), if there is one (without lines). Keyed by tenant id. */
+export async function billsAt(db: Knex, targets: readonly { tenantId: string; periodStart: Date }[]): Promise<Map<string, BillHead>> {
+  if (targets.length === 0) return new Map();
+  const result = await db.raw<{ rows: { id: string; tenant_id: string; status: BillStatus; total_amount: string; currency: string; period_start: Date; period_end: Date }[] }>(
+    `SELECT b.id, b.tenant_id, b.status, b.total_amount, b.currency, b.period_start, b.period_end FROM bills b
+       JOIN unnest(?::uuid[], ?::timestamptz[]) AS t(tenant_id, period_start)
+         ON b.tenant_id = t.tenant_id AND b.period_start = t.period_start`,
+    [targets.map((t) => t.tenantId), targets.map((t) => t.periodStart.toISOString())],
+  );
+  return new Map(
+    result.rows.map((r) => {
+      const currency = r.currency.trim();
+      const head: BillHead = {
+        id: r.id,
+        tenantId: r.tenant_id,
+        status: r.status,
+        total: new Dec(r.total_amount).toFixed(minorUnitDigits(currency)),
+        currency,
+        periodStart: r.period_start.toISOString(),
+        periodEnd: r.period_end.toISOString(),
+      };
+      return [r.tenant_id, head];
+    }),
+  );
+}
+
+/**
+ * Final (or paid) bills of periods before `before` whose usage may have changed since it was
+ * last read: a 1h aggregate row of the bill's period updated after the tenant's watermark (the
+ * latest usage_as_of of its final bills before `before` — each bill generated reconciles every
+ * earlier final bill, so that is when all of them were last compared with usage).
+ */
+export async function finalizedToReconcile(db: Knex, targets: readonly { tenantId: string; before: Date }[]): Promise<FinalizedBillRow[]> {
+  if (targets.length === 0) return [];
+  const result = await db.raw<{ rows: FinalizedBillRow[] }>(
+    `WITH t AS (SELECT * FROM unnest(?::uuid[], ?::timestamptz[]) AS t(tenant_id, before)),
+     fin AS (
+       SELECT b.id, b.tenant_id, b.currency, b.period_start, b.period_end, b.segments,
+              coalesce(b.usage_as_of, b.finalized_at, b.updated_at) AS as_of
+         FROM bills b JOIN t ON b.tenant_id = t.tenant_id
+        WHERE b.status <> 'draft' AND b.period_start < t.before
+     ),
+     mark AS (SELECT tenant_id, max(as_of) AS watermark FROM fin GROUP BY tenant_id)
+     SELECT f.id, f.tenant_id, f.currency, f.period_start, f.period_end, f.segments
+       FROM fin f JOIN mark m ON m.tenant_id = f.tenant_id
+      WHERE EXISTS (
+        SELECT 1 FROM usage_aggregate a
+         WHERE a.tenant_id = f.tenant_id AND a.window_size = '1h'
+           AND a.window_start < f.period_end AND a.window_start > f.period_start - interval '1 hour'
+           AND a.updated_at > m.watermark - ${RECONCILE_MARGIN})
+      ORDER BY f.tenant_id, f.period_start`,
+    [targets.map((t) => t.tenantId), targets.map((t) => t.before.toISOString())],
+  );
+  return result.rows;
+}
+
+const lineRowSchema = z.object({
+  bill_id: z.string(),
+  service_id: z.string().nullable(),
+  service: z.string().nullable(),
+  meter: z.enum(meters),
+  description: z.string(),
+  quantity: z.string(),
+  free_quantity: z.string(),
+  billable_quantity: z.string(),
+  unit: z.string(),
+  unit_price: z.string(),
+  amount_unrounded: z.string(),
+  amount: z.string(),
+  is_adjustment: z.boolean(),
+  plan_id: z.string().nullable(),
+  segment_start: z.date().nullable(),
+  segment_end: z.date().nullable(),
+  adjusts_bill_id: z.string().nullable(),
+  currency: z.string(),
+});
+
+const canonical = (value: string): string => plain(new Dec(value));
+
+function toPricedLine(raw: unknown): PricedLine & { billId: string } {
+  const r = lineRowSchema.parse(raw);
+  const digits = minorUnitDigits(r.currency.trim());
+  const line: PricedLine & { billId: string } = {
+    billId: r.bill_id,
+    service: r.service ?? '',
+    meter: r.meter,
+    description: r.description,
+    quantity: canonical(r.quantity),
+    freeQuantity: canonical(r.free_quantity),
+    billableQuantity: canonical(r.billable_quantity),
+    unit: r.unit,
+    unitPrice: canonical(r.unit_price),
+    amountUnrounded: canonical(r.amount_unrounded),
+    amount: new Dec(r.amount).toFixed(digits),
+    isAdjustment: r.is_adjustment,
+    planId: r.plan_id ?? '',
+    segmentStart: r.segment_start?.toISOString() ?? '',
+    segmentEnd: r.segment_end?.toISOString() ?? '',
+    serviceId: r.service_id,
+    adjustsBillId: r.adjusts_bill_id,
+  };
+  if (line.meter === 'compute') {
+    const gbS = (v: string): string => plain(new Dec(v).div(MB_MS_PER_GB_S));
+    line.gbS = {
+      quantity: gbS(line.quantity),
+      freeQuantity: gbS(line.freeQuantity),
+      billableQuantity: gbS(line.billableQuantity),
+      unitPrice: plain(new Dec(line.unitPrice).times(MB_MS_PER_GB_S)),
+    };
+  }
+  return line;
+}
+
+function lineQuery(db: Knex) {
+  return db('bill_line_items as l')
+    .join('bills as b', 'b.id', 'l.bill_id')
+    .leftJoin('services as sv', 'sv.id', 'l.service_id')
+    .select(
+      'l.bill_id',
+      'l.service_id',
+      'sv.name as service',
+      'l.meter',
+      'l.description',
+      'l.quantity',
+      'l.free_quantity',
+      'l.billable_quantity',
+      'l.unit',
+      'l.unit_price',
+      'l.amount_unrounded',
+      'l.amount',
+      'l.is_adjustment',
+      'l.plan_id',
+      'l.segment_start',
+      'l.segment_end',
+      'l.adjusts_bill_id',
+      'b.currency',
+    )
+    .orderBy([{ column: 'l.bill_id' }, { column: 'l.position' }]);
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = out.get(k);
+    if (list) list.push(item);
+    else out.set(k, [item]);
+  }
+  return out;
+}
+
+/** The own (non-adjustment) lines of bills, by bill id. */
+export async function ownLines(db: Knex, billIds: readonly string[]): Promise<Map<string, PricedLine[]>> {
+  if (billIds.length === 0) return new Map();
+  const rows = (await lineQuery(db).whereIn('l.bill_id', billIds).where('l.is_adjustment', false)) as unknown[];
+  return groupBy(rows.map(toPricedLine), (l) => l.billId);
+}
+
+/** Adjustment lines already issued on final/paid bills for the given finalized bills, by corrected bill id. */
+export async function issuedAdjustments(db: Knex, billIds: readonly string[]): Promise<Map<string, PricedLine[]>> {
+  if (billIds.length === 0) return new Map();
+  const rows = (await lineQuery(db).whereIn('l.adjusts_bill_id', billIds).whereNot('b.status', 'draft')) as unknown[];
+  return groupBy(rows.map(toPricedLine), (l) => l.adjustsBillId ?? '');
+}
+
+interface BillRow {
+  id: string;
+  tenant_id: string;
+  status: BillStatus;
+  currency: string;
+  period_start: Date;
+  period_end: Date;
+  plan_id: string | null;
+  total_amount: string;
+  total_unrounded: string;
+  segments: StoredSegment[];
+  usage_as_of: Date | null;
+  finalized_at: Date | null;
+  paid_at: Date | null;
+}
+
+/** Bills by id with their lines, in the order asked (missing ids are left out). */
+export async function loadBills(db: Knex, ids: readonly string[]): Promise<StoredBill[]> {
+  if (ids.length === 0) return [];
+  const rows = (await db('bills').whereIn('id', ids)) as BillRow[];
+  const lines = groupBy(((await lineQuery(db).whereIn('l.bill_id', ids)) as unknown[]).map(toPricedLine), (l) => l.billId);
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  return ids.flatMap((id) => {
+    const r = byId.get(id);
+    if (!r) return [];
+    const currency = r.currency.trim();
+    return [
+      {
+        id: r.id,
+        tenantId: r.tenant_id,
+        status: r.status,
+        currency,
+        periodStart: r.period_start.toISOString(),
+        periodEnd: r.period_end.toISOString(),
+        planId: r.plan_id,
+        total: new Dec(r.total_amount).toFixed(minorUnitDigits(currency)),
+        totalUnrounded: canonical(r.total_unrounded),
+        segments: r.segments,
+        lines: (lines.get(id) ?? []).map(({ billId: _bill, ...line }) => line),
+        usageAsOf: r.usage_as_of?.toISOString() ?? null,
+        finalizedAt: r.finalized_at?.toISOString() ?? null,
+        paidAt: r.paid_at?.toISOString() ?? null,
+      },
+    ];
+  });
+}
+
+/** A bill's id, tenant and status, or undefined. */
+export async function billHead(db: Knex, id: string): Promise<{ id: string; tenant_id: string; status: BillStatus; period_start: Date } | undefined> {
+  if (!uuidText.test(id)) return undefined;
+  return (await db('bills').select('id', 'tenant_id', 'status', 'period_start').where({ id }).first()) as
+    | { id: string; tenant_id: string; status: BillStatus; period_start: Date }
+    | undefined;
+}
+
+/**
+ * Stores bills as drafts (replacing the lines of an existing draft of the same tenant and period)
+ * and, with `finalize`, makes them final in the same transaction. A bill that is already final
+ * or paid is left untouched and not in the result. Returns the stored bill id per tenant id.
+ */
+export async function saveBills(trx: Knex.Transaction, bills: readonly ComposedBill[], finalize: boolean): Promise<Map<string, string>> {
+  if (bills.length === 0) return new Map();
+  // Columns as arrays (unnest), as for the lines below.
+  const { rows: upserted } = await trx.raw<{ rows: { id: string; tenant_id: string }[] }>(
+    `INSERT INTO bills (tenant_id, plan_id, period_start, period_end, total_amount, total_unrounded, currency, status, segments, usage_as_of)
+     SELECT tenant_id, plan_id, period_start, period_end, total, total_unrounded, currency, 'draft', segments::jsonb, now()
+       FROM unnest(?::uuid[], ?::uuid[], ?::timestamptz[], ?::timestamptz[], ?::numeric[], ?::numeric[], ?::text[], ?::text[])
+         AS b(tenant_id, plan_id, period_start, period_end, total, total_unrounded, currency, segments)
+     ON CONFLICT (tenant_id, period_start) DO UPDATE
+        SET plan_id = EXCLUDED.plan_id, period_end = EXCLUDED.period_end, total_amount = EXCLUDED.total_amount,
+            total_unrounded = EXCLUDED.total_unrounded, currency = EXCLUDED.currency, segments = EXCLUDED.segments,
+            usage_as_of = EXCLUDED.usage_as_of, updated_at = now()
+      WHERE bills.status = 'draft'
+     RETURNING id, tenant_id`,
+    [
+      bills.map((b) => b.tenantId),
+      bills.map((b) => b.planId),
+      bills.map((b) => b.period.start),
+      bills.map((b) => b.period.end),
+      bills.map((b) => b.total),
+      bills.map((b) => b.totalUnrounded),
+      bills.map((b) => b.currency),
+      bills.map((b) => JSON.stringify(b.segments)),
+    ],
+  );
+  const ids = new Map(upserted.map((r) => [r.tenant_id, r.id]));
+  if (ids.size === 0) return ids;
+  await trx('bill_line_items').whereIn('bill_id', [...ids.values()]).delete();
+  const lines = bills.flatMap((b) => {
+    const billId = ids.get(b.tenantId);
+    return billId ? b.lines.map((line, position) => ({ billId, line, position })) : [];
+  });
+  // One array per column (unnest): a statement's size no longer grows with rows × columns.
+  // Nullable ids travel as '' (knex binds no arrays with nulls) and become NULL in SQL.
+  const text = (pick: (l: (typeof lines)[number]) => string | null): string[] => lines.map((l) => pick(l) ?? '');
+  await trx.raw(
+    `INSERT INTO bill_line_items (bill_id, position, service_id, meter, description, quantity, free_quantity, billable_quantity, unit,
+                                  unit_price, amount_unrounded, amount, is_adjustment, plan_id, segment_start, segment_end, adjusts_bill_id)
+     SELECT bill_id, position, nullif(service_id, '')::uuid, meter, description, quantity, free_quantity, billable_quantity, unit,
+            unit_price, amount_unrounded, amount, is_adjustment, nullif(plan_id, '')::uuid, segment_start, segment_end,
+            nullif(adjusts_bill_id, '')::uuid
+       FROM unnest(?::uuid[], ?::int[], ?::text[], ?::text[], ?::text[], ?::numeric[], ?::numeric[], ?::numeric[], ?::text[],
+                   ?::numeric[], ?::numeric[], ?::numeric[], ?::boolean[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::text[])
+         AS l(bill_id, position, service_id, meter, description, quantity, free_quantity, billable_quantity, unit,
+              unit_price, amount_unrounded, amount, is_adjustment, plan_id, segment_start, segment_end, adjusts_bill_id)`,
+    [
+      text((l) => l.billId),
+      lines.map((l) => l.position),
+      text((l) => l.line.serviceId),
+      text((l) => l.line.meter),
+      text((l) => l.line.description),
+      text((l) => l.line.quantity),
+      text((l) => l.line.freeQuantity),
+      text((l) => l.line.billableQuantity),
+      text((l) => l.line.unit),
+      text((l) => l.line.unitPrice),
+      text((l) => l.line.amountUnrounded),
+      text((l) => l.line.amount),
+      lines.map((l) => l.line.isAdjustment),
+      text((l) => l.line.planId),
+      text((l) => l.line.segmentStart),
+      text((l) => l.line.segmentEnd),
+      text((l) => l.line.adjustsBillId),
+    ],
+  );
+  if (finalize) {
+    await trx('bills')
+      .whereIn('id', [...ids.values()])
+      .where('status', 'draft')
+      .update({ status: 'final', finalized_at: trx.fn.now(), updated_at: trx.fn.now() });
+  }
+  return ids;
+}
+
+/** Marks a final bill paid (the one change a final bill allows). */
+export async function setPaid(trx: Knex.Transaction, id: string, paidAt: Date): Promise<void> {
+  await trx('bills').where({ id, status: 'final' }).update({ status: 'paid', paid_at: paidAt, updated_at: trx.fn.now() });
+}
+
+/** Writes the month-to-date cost of each tenant's open period. */
+export async function saveRunningCosts(db: Knex, bills: readonly ComposedBill[]): Promise<void> {
+  if (bills.length === 0) return;
+  await db('tenant_running_costs')
+    .insert(
+      bills.map((b) => ({
+        tenant_id: b.tenantId,
+        period_start: b.period.start,
+        period_end: b.period.end,
+        currency: b.currency,
+        plan_id: b.planId,
+        total: b.usageTotal,
+        total_unrounded: plain(b.lines.filter((l) => !l.isAdjustment).reduce((sum, l) => sum.plus(l.amountUnrounded), new Dec(0))),
+        adjustments_total: b.adjustmentsTotal,
+        lines: JSON.stringify(b.lines),
+        usage_as_of: db.fn.now(),
+        computed_at: db.fn.now(),
+      })),
+    )
+    .onConflict(['tenant_id', 'period_start'])
+    .merge();
+}
