@@ -75,9 +75,14 @@ export function groupThousands(text: string): string {
   return `${match[1] ?? ''}${(match[2] ?? '').replace(/\B(?=(\d{3})+(?!\d))/g, ',')}${match[3] ?? ''}`;
 }
 
+/** A decimal-string amount, half-up to the currency's minor unit, grouped: "1,234.50". */
+function formatAmountGrouped(amount: string, currency: string): string {
+  return groupThousands(formatAmount(new Dec(amount), currency));
+}
+
 /** A decimal-string amount in its currency, half-up to the minor unit, e.g. "1,234.50 USD". */
 export function formatMoney(amount: string, currency: string): string {
-  return `${groupThousands(formatAmount(new Dec(amount), currency))} ${currency}`;
+  return `${formatAmountGrouped(amount, currency)} ${currency}`;
 }
 
 /** A decimal-string quantity with at most `places` decimals (display only). */
@@ -110,7 +115,7 @@ function table(header: string[], rows: string[][], right: boolean[], indent = ''
 function forecastCell(t: DemoTenantReport): string {
   if (!t.forecast) return 'not yet';
   const f = t.forecast;
-  return `${formatMoney(f.monthEndTotal, t.currency)} (80%: ${formatAmount(new Dec(f.interval80.lower), t.currency)}–${formatAmount(new Dec(f.interval80.upper), t.currency)})`;
+  return `${formatMoney(f.monthEndTotal, t.currency)} (80%: ${formatAmountGrouped(f.interval80.lower, t.currency)}–${formatAmountGrouped(f.interval80.upper, t.currency)})`;
 }
 
 function lineRows(t: DemoTenantReport, maxLines: number): string[][] {
@@ -146,7 +151,7 @@ function tenantSection(t: DemoTenantReport, maxLines: number): string[] {
     out.push('  month-end forecast: not available yet');
   } else {
     const interval = (i: { lower: string; upper: string }): string =>
-      `${formatAmount(new Dec(i.lower), t.currency)} to ${formatAmount(new Dec(i.upper), t.currency)}`;
+      `${formatAmountGrouped(i.lower, t.currency)} to ${formatAmountGrouped(i.upper, t.currency)}`;
     const i95 = f.interval95 ? `, 95%: ${interval(f.interval95)}` : '';
     out.push(`  month-end forecast: ${formatMoney(f.monthEndTotal, t.currency)} (80%: ${interval(f.interval80)}${i95})${f.model ? ` [${f.model}]` : ''}`);
   }
