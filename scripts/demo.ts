@@ -222,6 +222,7 @@ async function main(): Promise<void> {
     // A throwaway system on ports of its own, so a running `npm start` is left alone.
     env.LOCAL_BROKER_PORT = String(await freePort());
     env.EMBEDDED_PG_PORT = String(await freePort());
+    env.LOCAL_API_PORT = String(await freePort());
     env.LOCAL_FUNCTIONS_PORT = String(await freePortRange(8));
     if (!env.DATABASE_URL) env.LOCAL_DATA_DIR = 'memory';
   }

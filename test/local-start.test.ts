@@ -21,12 +21,14 @@ describe('npm start on embedded defaults', function () {
   let brokerUrl: string;
   let collectUrl: string;
   let databaseUrl: string;
+  let apiUrl: string;
 
   before(async () => {
-    const [brokerPort, functionsPort, pgPort] = [await freePort(), await freePort(), await freePort()];
+    const [brokerPort, functionsPort, pgPort, apiPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       LOCAL_BROKER_PORT: String(brokerPort),
+      LOCAL_API_PORT: String(apiPort),
       LOCAL_FUNCTIONS_PORT: String(functionsPort),
       EMBEDDED_PG_PORT: String(pgPort),
       LOCAL_DATA_DIR: 'memory',
@@ -40,6 +42,7 @@ describe('npm start on embedded defaults', function () {
     await eventually(() => Promise.resolve(output.includes('Press Ctrl-C') || runner.exitCode !== null), 120_000, 'npm start to be ready');
     assert.equal(runner.exitCode, null, output);
     brokerUrl = `http://127.0.0.1:${brokerPort}`;
+    apiUrl = `http://localhost:${apiPort}`;
     collectUrl = `http://127.0.0.1:${functionsPort}`;
     databaseUrl = `postgres://postgres@127.0.0.1:${pgPort}/postgres?sslmode=disable`;
   });
@@ -52,6 +55,28 @@ describe('npm start on embedded defaults', function () {
     assert.match(output, new RegExp(`broker\\s+${brokerUrl}`));
     assert.match(output, new RegExp(`collect\\s+${collectUrl}`));
     assert.match(output, /embedded PGlite/);
+  });
+
+  it('serves the API with the printed admin key, and the seed’s calculate example answers', async () => {
+    const key = /admin key\s+(fbk_\S+)/.exec(output)?.[1];
+    assert.ok(key, output);
+    assert.match(output, new RegExp(`api\\s+${apiUrl}/api/v1`));
+    const denied = await fetch(`${apiUrl}/api/v1/tenants`);
+    assert.equal(denied.status, 401);
+    // The seed's README example, verbatim apart from the key.
+    const res = await fetch(`${apiUrl}/api/v1/billing/calculate`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${key}` },
+      body: JSON.stringify({ tenant_id: 'demo', period_start: '2025-10-15T00:00:00Z', period_end: '2025-10-15T23:59:59Z' }),
+    });
+    const text = await res.text();
+    assert.equal(res.status, 200, text);
+    const bill = JSON.parse(text) as { status: string; period_start: string; period_end: string; total: string; currency: string };
+    assert.equal(bill.status, 'preview');
+    assert.equal(bill.period_start, '2025-10-15T00:00:00.000Z');
+    assert.equal(bill.period_end, '2025-10-16T00:00:00.000Z');
+    assert.equal(bill.currency, 'USD');
+    assert.equal(bill.total, '0.00');
   });
 
   it('turns 1,000 usage events posted to the broker into 1,000 rows', async () => {

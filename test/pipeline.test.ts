@@ -49,6 +49,7 @@ describe('the pipeline end to end: usage through the broker to a final bill', fu
       DATABASE_URL: database.url,
       BUFFER_STREAM: `faasbilling:e2e:${randomBytes(6).toString('hex')}`,
       LOCAL_BROKER_PORT: String(await freePort()),
+      LOCAL_API_PORT: String(await freePort()),
       LOCAL_FUNCTIONS_PORT: String(20_000 + Math.floor(Math.random() * 30_000)),
       LOG_LEVEL: 'warn',
     };

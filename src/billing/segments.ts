@@ -78,6 +78,8 @@ export interface SegmentRequest {
   currency: string;
   start: Date;
   end: Date;
+  /** Length the allowances are prorated against; default the period's own (end - start). */
+  allowanceBasisMs?: number | undefined;
 }
 
 /** The free allowances of `plan` for a segment of `segmentMs` out of a period of `periodMs`. */
@@ -138,7 +140,7 @@ async function segmentsOf(r: SegmentRequest, assignments: readonly Assignment[],
   }
   if (cursor < r.end) spans.push({ planId: undefined, from: cursor, to: r.end });
 
-  const periodMs = r.end.getTime() - r.start.getTime();
+  const periodMs = r.allowanceBasisMs ?? r.end.getTime() - r.start.getTime();
   const segments: BillSegment[] = [];
   for (const span of spans) {
     const plan = span.planId === undefined ? fallback : await plans.plan(span.planId);

@@ -107,6 +107,8 @@ export interface RunningCostResult {
 interface Target {
   tenant: TenantRow;
   period: WindowBounds;
+  /** Length free allowances are prorated against (a range preview: its calendar month); default the period's. */
+  allowanceBasisMs?: number;
 }
 
 type Computed = { tenantId: string; bill: ComposedBill } | { tenantId: string; failure: BillingFailureReport };
@@ -172,6 +174,26 @@ export class Billing {
   async calculate(tenantRef: string, period?: PeriodRef): Promise<ComposedBill> {
     const tenant = await getTenant(this.db, tenantRef);
     return this.computeOne(this.db, { tenant, period: resolvePeriod(period, tenant.timezone, this.now()) });
+  }
+
+  /**
+   * Prices an arbitrary range `[start, end)` inside one calendar month of the tenant's zone
+   * without storing anything (the seed's "calculate for a day"). The range is priced like a
+   * period of its own whose free allowances are the month's prorated by the range's share of the
+   * month (the proration rule of a plan change mid-period), so a day never gets a month's free tier.
+   */
+  async calculateRange(tenantRef: string, start: Date, end: Date): Promise<ComposedBill> {
+    const tenant = await getTenant(this.db, tenantRef);
+    if (!(start < end)) throw new BillingServiceError('invalid_period', `period_end (${end.toISOString()}) must be after period_start (${start.toISOString()})`);
+    const month = currentPeriod(start, tenant.timezone);
+    if (end > month.end) {
+      throw new BillingServiceError(
+        'invalid_period',
+        `a range preview lies inside one calendar month of the tenant's time zone ${tenant.timezone}: [${start.toISOString()}, ${end.toISOString()}) crosses ${month.end.toISOString()}`,
+      );
+    }
+    const allowanceBasisMs = month.end.getTime() - month.start.getTime();
+    return this.computeOne(this.db, { tenant, period: { start, end }, allowanceBasisMs });
   }
 
   /** Stores the period's bill as a draft, replacing an earlier draft; refuses a final period. */
@@ -351,7 +373,7 @@ export class Billing {
     const segmentsByTenant = await resolveSegments(
       db,
       plans,
-      targets.map((t) => ({ tenantId: t.tenant.id, currency: t.tenant.currency.trim(), start: t.period.start, end: t.period.end })),
+      targets.map((t) => ({ tenantId: t.tenant.id, currency: t.tenant.currency.trim(), start: t.period.start, end: t.period.end, allowanceBasisMs: t.allowanceBasisMs })),
     );
     const priced = targets.filter((t) => Array.isArray(segmentsByTenant.get(t.tenant.id)));
     const finalizedRows = await finalizedToReconcile(

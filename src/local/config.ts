@@ -6,6 +6,8 @@ import { z } from 'zod';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 export const localConfigSchema = z.object({
+  /** Port of the REST API. */
+  LOCAL_API_PORT: z.coerce.number().int().min(0).default(8080),
   /** Port of the local broker's ingress. */
   LOCAL_BROKER_PORT: z.coerce.number().int().min(0).default(8081),
   /** First port of the functions; each next function takes the next port. */

@@ -2,6 +2,7 @@
  * `npm start`: the whole system on one machine (src/local/system.ts), with its URLs printed;
  * Ctrl-C stops it cleanly.
  */
+import path from 'node:path';
 import { createLogger } from '../runtime/logger.js';
 import { startLocalSystem } from './system.js';
 
@@ -13,6 +14,9 @@ async function main(): Promise<void> {
     'FaaS Billing is running (local mode)',
     `  database   ${system.embedded ? `embedded PGlite at ${system.databaseUrl}` : 'DATABASE_URL'}${system.applied.length ? ` (migrated: ${system.applied.join(', ')})` : ''}`,
     `  buffer     ${system.redis ? 'Redis stream (REDIS_URL)' : 'queue table in PostgreSQL (embedded buffer)'}`,
+    `  api        ${system.apiUrl}/api/v1   (docs: ${system.apiUrl}/api/v1/docs)`,
+    `  admin key  ${system.adminKey}${system.adminKeyFile ? `   (kept in ${path.relative(process.cwd(), system.adminKeyFile)})` : ''}`,
+    `             try: curl -H "Authorization: Bearer ${system.adminKey}" ${system.apiUrl}/api/v1/tenants`,
     `  broker     ${system.broker.url}   <- send CloudEvents here`,
     ...system.functionNames.map((name) => `  ${name.padEnd(10)} ${system.urlOf(name)}   (/metrics, /health/readiness)`),
     'Press Ctrl-C to stop.',

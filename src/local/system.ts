@@ -5,12 +5,14 @@
  * both run it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createDb } from '../adapters/postgres.js';
 import { migrateLatest } from '../../schema/migrate.js';
 import { seedDemoTenants } from '../../schema/seeds/demo.js';
 import { functionNames } from '../../functions/index.js';
+import { generateKey, isKeyShaped } from '../api/keys.js';
 import { loadConfig } from '../runtime/config.js';
 import type { Logger } from '../runtime/logger.js';
 import { startLocalBroker, type LocalBroker } from './broker.js';
@@ -29,6 +31,12 @@ export interface LocalSystem {
   redis: boolean;
   /** Migrations applied at start. */
   applied: string[];
+  /** The REST API (http://localhost:8080 by default). */
+  apiUrl: string;
+  /** The bootstrap admin key (API_ADMIN_KEY, or the one local mode generated and keeps). */
+  adminKey: string;
+  /** Whether local mode generated the key (so `npm start` says where it is kept). */
+  adminKeyFile: string | undefined;
   /** URL of a function by name. */
   urlOf(name: string): string;
   functionNames: readonly string[];
@@ -51,6 +59,39 @@ async function waitReady(url: string, timeoutMs: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   throw new Error(`${url} did not become ready in ${timeoutMs} ms: ${last}`);
+}
+
+/**
+ * The bootstrap admin key of local mode: API_ADMIN_KEY when set; otherwise one generated once and
+ * kept in .local/admin-key beside the embedded data (a fresh one each start with LOCAL_DATA_DIR=memory).
+ */
+async function localAdminKey(configured: string | undefined, dataDir: string): Promise<{ key: string; file: string | undefined }> {
+  if (configured) return { key: configured, file: undefined };
+  if (dataDir === 'memory') return { key: generateKey().key, file: undefined };
+  const file = path.join(path.dirname(dataDir), 'admin-key');
+  const kept = await readFile(file, 'utf8').then((t) => t.trim(), () => '');
+  if (isKeyShaped(kept)) return { key: kept, file };
+  const { key } = generateKey();
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, `${key}\n`, { mode: 0o600 });
+  return { key, file };
+}
+
+/** Polls the API's health until it answers 200. */
+async function waitApi(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${url}/api/v1/health`);
+      if (res.ok) return;
+      last = `${res.status} ${await res.text()}`;
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`the API at ${url} did not become ready in ${timeoutMs} ms: ${last}`);
 }
 
 /** Starts the system with `env` (process.env by default) as its configuration. */
@@ -96,7 +137,8 @@ export async function startLocalSystem(logger: Logger, env: NodeJS.ProcessEnv = 
       if (port === undefined) throw new Error(`no function named ${name}`);
       return `http://127.0.0.1:${port}`;
     };
-    const childEnv: NodeJS.ProcessEnv = { ...env, DATABASE_URL: databaseUrl };
+    const admin = await localAdminKey(config.API_ADMIN_KEY, local.LOCAL_DATA_DIR);
+    const childEnv: NodeJS.ProcessEnv = { ...env, DATABASE_URL: databaseUrl, API_ADMIN_KEY: admin.key };
     for (const name of functionNames) {
       // Own process group: Ctrl-C reaches only the runner, which stops the children in order.
       const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src', 'runtime', 'run-function.ts'), name], {
@@ -111,6 +153,18 @@ export async function startLocalSystem(logger: Logger, env: NodeJS.ProcessEnv = 
       children.push(child);
     }
 
+    const api = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'functions', 'api', 'main.ts')], {
+      cwd: root,
+      env: { ...childEnv, PORT: String(local.LOCAL_API_PORT), K_SERVICE: 'api' },
+      stdio: ['ignore', 'inherit', 'inherit'],
+      detached: true,
+    });
+    api.on('exit', (code, signal) => {
+      if (!stopping) logger.error({ function: 'api', code, signal }, 'API process exited');
+    });
+    children.push(api);
+    const apiUrl = `http://localhost:${local.LOCAL_API_PORT}`;
+
     const eventing = await loadEventing(local.EVENTING_DIR);
     let brokerUrl = '';
     broker = await startLocalBroker({
@@ -124,8 +178,8 @@ export async function startLocalSystem(logger: Logger, env: NodeJS.ProcessEnv = 
       },
     });
     brokerUrl = broker.url;
-    await Promise.all(functionNames.map((name) => waitReady(urlOf(name), 60_000)));
-    return { broker, databaseUrl, embedded: embedded !== undefined, redis: Boolean(config.REDIS_URL), applied, urlOf, functionNames, stop };
+    await Promise.all([...functionNames.map((name) => waitReady(urlOf(name), 60_000)), waitApi(apiUrl, 60_000)]);
+    return { apiUrl, adminKey: admin.key, adminKeyFile: admin.file, broker, databaseUrl, embedded: embedded !== undefined, redis: Boolean(config.REDIS_URL), applied, urlOf, functionNames, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -43,6 +43,21 @@ export const configSchema = z.object({
   AGGREGATE_TIME_BUDGET_MS: int(25_000),
   /** Batches one aggregate invocation processes at once, each on its own connection. */
   AGGREGATE_CONCURRENCY: int(2),
+  /**
+   * Bootstrap admin API key (fbk_<12 hex>_<43 base64url chars>), stored hashed when the API starts.
+   * Unset: `npm start` generates one and prints it; in a cluster, put it in the Secret.
+   */
+  API_ADMIN_KEY: z.string().optional(),
+  /** Largest JSON body the API reads, in bytes (ingest uses COLLECT_MAX_BODY_BYTES). */
+  API_MAX_BODY_BYTES: int(1024 * 1024),
+  /** Requests per minute one API key may send to ingest endpoints. */
+  API_RATE_LIMIT_INGEST: int(1200),
+  /** Requests per minute one API key may send to expensive endpoints (billing, forecasts, aggregation, uploads). */
+  API_RATE_LIMIT_EXPENSIVE: int(60),
+  /** Directory (a volume in a cluster) where uploaded service artifacts are kept. */
+  ARTIFACTS_DIR: z.string().min(1).default('.local/artifacts'),
+  /** Largest artifact upload, in bytes. */
+  ARTIFACT_MAX_BYTES: int(50 * 1024 * 1024),
   /** Pool size of each function's PostgreSQL connections. */
   DATABASE_POOL_MAX: int(4),
 });

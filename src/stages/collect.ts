@@ -108,6 +108,12 @@ function flushReply(body: Record<string, unknown>, status: number): StructuredRe
   return { statusCode: status, headers: { ...headers, 'x-faasbilling-accepted': JSON.stringify(body) }, body: message.body as string };
 }
 
+/** Restrictions of one request (the API's tenant-scoped keys). */
+export interface AcceptScope {
+  /** Whether the request may report usage for this tenant (id or slug as the event names it). */
+  allowsTenant?: (tenantKey: string) => boolean;
+}
+
 /** The collect stage bound to a buffer. */
 export class Collector {
   private readonly recent: RecentKeys;
@@ -120,7 +126,7 @@ export class Collector {
   }
 
   /** Validates, dedups and buffers; the answer lists every rejected item by index. */
-  async accept(request: FunctionRequest): Promise<StructuredReturn> {
+  async accept(request: FunctionRequest, scope: AcceptScope = {}): Promise<StructuredReturn> {
     const { metrics } = this.options;
     const candidates = candidatesOf(request, this.options.maxBatchEvents);
     metrics.batchSize.observe(candidates.length);
@@ -141,6 +147,11 @@ export class Collector {
         const detail = candidate.ok ? (result && !result.ok ? result.rejection.detail : '') : candidate.detail;
         errors.push({ index, reason, detail });
         metrics.eventsRejected.inc({ reason });
+        return;
+      }
+      if (scope.allowsTenant && !scope.allowsTenant(result.record.tenant_id)) {
+        errors.push({ index, reason: 'tenant_forbidden', detail: `this key may only report usage for its own tenant, not ${JSON.stringify(result.record.tenant_id)}` });
+        metrics.eventsRejected.inc({ reason: 'tenant_forbidden' });
         return;
       }
       const key = `${result.record.source}\u0000${result.record.id}`;

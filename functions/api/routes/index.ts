@@ -1,0 +1,45 @@
+/** Every route of the API, and what they need. */
+import type { Logger } from 'pino';
+import type { ArtifactStore } from '../../../src/api/artifacts.js';
+import type { KeyStore } from '../../../src/api/keys.js';
+import type { AnyRoute } from '../../../src/api/route.js';
+import type { Db } from '../../../src/adapters/postgres.js';
+import type { Billing } from '../../../src/billing/index.js';
+import type { Config } from '../../../src/runtime/config.js';
+import type { Aggregator } from '../../../src/stages/aggregate.js';
+import type { Collector } from '../../../src/stages/collect.js';
+import type { Forecaster } from '../../../src/stages/forecast.js';
+import { adminRoutes } from './admin.js';
+import { billingRoutes } from './billing.js';
+import { forecastRoutes } from './forecast.js';
+import { metricsRoutes } from './metrics.js';
+import { planRoutes } from './plans.js';
+import { serviceRoutes } from './services.js';
+import { systemRoutes } from './system.js';
+import { tenantRoutes } from './tenants.js';
+import { usageRoutes } from './usage.js';
+
+export interface ApiDeps {
+  db: Db;
+  config: Config;
+  logger: Logger;
+  keys: KeyStore;
+  billing: Billing;
+  aggregator: Aggregator;
+  forecaster: Forecaster;
+  collector: Collector;
+  artifacts: ArtifactStore;
+  now: () => Date;
+}
+
+export const allRoutes = (deps: ApiDeps): AnyRoute[] => [
+  ...systemRoutes(deps),
+  ...tenantRoutes(deps),
+  ...planRoutes(deps),
+  ...serviceRoutes(deps),
+  ...usageRoutes(deps),
+  ...metricsRoutes(deps),
+  ...billingRoutes(deps),
+  ...forecastRoutes(deps),
+  ...adminRoutes(deps),
+];

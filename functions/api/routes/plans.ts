@@ -1,0 +1,380 @@
+/**
+ * Pricing plans (CRUD) and tenant assignments. A plan version that anything refers to (a bill, a
+ * line, an assignment, an aggregate, or being its currency's default) is never edited: PUT
+ * creates the next version and moves the open assignments (and the default flag) to it from
+ * `effective_from`; DELETE of such a plan retires it (inactive, kept for history). Assignments
+ * are append-only history with effective dates; a change inside a finalized period is refused.
+ */
+import type { Knex } from 'knex';
+import { z } from 'zod';
+import { audit } from '../../../src/api/audit.js';
+import { ApiError, notFound } from '../../../src/api/errors.js';
+import type { Principal } from '../../../src/api/keys.js';
+import { reply, route } from '../../../src/api/route.js';
+import { isUuid, visibleTenant } from '../../../src/api/tenancy.js';
+import { planColumns } from '../../../src/adapters/plans.js';
+import { billedMemoryModes, safeParsePlan, type Plan } from '../../../src/core/pricing/index.js';
+import { decimalText, idParams, instant, iso } from './common.js';
+import type { ApiDeps } from './index.js';
+
+const price = z.string().regex(/^\d+(\.\d+)?$/, 'a non-negative decimal written as a string, e.g. "0.0000002"');
+const planFields = {
+  name: z.string().trim().min(1).max(255),
+  currency: z.string().describe('ISO 4217 code'),
+  price_per_invocation: price.optional(),
+  price_per_mb_ms: price.optional(),
+  price_per_gb_s: price.optional().describe('alternative to price_per_mb_ms (÷ 1 024 000)'),
+  price_per_cold_start: price.optional(),
+  price_per_cpu_ms: price.optional(),
+  free_tier_invocations: z.union([z.string(), z.number().int()]).optional(),
+  free_tier_mb_ms: z.union([z.string(), z.number()]).optional(),
+  free_tier_gb_s: z.union([z.string(), z.number()]).optional(),
+  rules: z
+    .strictObject({
+      duration_granularity_ms: z.number().int().optional(),
+      min_billed_duration_ms: z.number().int().optional(),
+      memory_step_mb: z.number().int().optional(),
+      billed_memory: z.enum(billedMemoryModes).optional(),
+    })
+    .optional(),
+};
+const createBody = z.strictObject({
+  ...planFields,
+  tenant_id: z.uuid().nullish().describe('a private plan of one tenant; null for a public plan'),
+  default_for_currency: z.boolean().optional().describe('make it the plan of tenants of its currency without an assignment'),
+});
+const updateBody = z.strictObject({
+  ...planFields,
+  effective_from: instant.optional().describe('when tenants on the old version move to the new one (default now)'),
+});
+
+export const planSchema = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  version: z.number().int(),
+  previous_version_id: z.uuid().nullable(),
+  tenant_id: z.uuid().nullable(),
+  currency: z.string(),
+  price_per_invocation: decimalText,
+  price_per_mb_ms: decimalText,
+  price_per_gb_s: decimalText,
+  price_per_cold_start: decimalText,
+  price_per_cpu_ms: decimalText,
+  free_tier_invocations: decimalText,
+  free_tier_mb_ms: decimalText,
+  free_tier_gb_s: decimalText,
+  rules: z.object({ duration_granularity_ms: z.number(), min_billed_duration_ms: z.number(), memory_step_mb: z.number(), billed_memory: z.enum(billedMemoryModes) }),
+  active: z.boolean(),
+  default_for_currency: z.boolean(),
+  created_at: z.string(),
+});
+export type PlanOut = z.infer<typeof planSchema>;
+
+interface PlanRow {
+  id: string;
+  name: string;
+  version: number;
+  previous_version_id: string | null;
+  tenant_id: string | null;
+  active: boolean;
+  default_for_currency: boolean;
+  created_at: Date;
+  [column: string]: unknown;
+}
+
+export function planOut(row: PlanRow): PlanOut {
+  const parsed = safeParsePlan(row);
+  if (!parsed.ok) throw parsed.error;
+  const p = parsed.plan;
+  return {
+    id: row.id,
+    name: row.name,
+    version: row.version,
+    previous_version_id: row.previous_version_id,
+    tenant_id: row.tenant_id,
+    currency: p.currency,
+    price_per_invocation: p.price_per_invocation,
+    price_per_mb_ms: p.price_per_mb_ms,
+    price_per_gb_s: p.price_per_gb_s,
+    price_per_cold_start: p.price_per_cold_start,
+    price_per_cpu_ms: p.price_per_cpu_ms,
+    free_tier_invocations: p.free_tier_invocations,
+    free_tier_mb_ms: p.free_tier_mb_ms,
+    free_tier_gb_s: p.free_tier_gb_s,
+    rules: p.rules,
+    active: row.active,
+    default_for_currency: row.default_for_currency,
+    created_at: row.created_at.toISOString(),
+  };
+}
+
+/** The pricing core's verdict on a plan body: the canonical plan, or 422 with every issue. */
+function validPlan(body: Record<string, unknown>): Plan {
+  const input = Object.fromEntries(Object.entries(body).filter(([k, v]) => v !== undefined && !['tenant_id', 'default_for_currency', 'effective_from'].includes(k)));
+  const parsed = safeParsePlan(input);
+  if (parsed.ok) return parsed.plan;
+  const fields = parsed.error.issues.map((i) => ({ name: `body.${i.path || '(plan)'}`, reason: i.message }));
+  throw new ApiError('validation_failed', `the plan is not valid: ${parsed.error.message}`, fields);
+}
+
+/** Why a plan version cannot be edited in place (null when nothing refers to it). */
+async function usedBy(db: Knex, id: string): Promise<string | null> {
+  const checks: [string, string][] = [
+    ['bills', 'SELECT 1 FROM bills WHERE plan_id = ? LIMIT 1'],
+    ['bill lines', 'SELECT 1 FROM bill_line_items WHERE plan_id = ? LIMIT 1'],
+    ['tenant assignments', 'SELECT 1 FROM tenant_plan_assignments WHERE plan_id = ? LIMIT 1'],
+    ['metered usage', 'SELECT 1 FROM usage_aggregate WHERE billed_plan_id = ? LIMIT 1'],
+    ['being its currency default', 'SELECT 1 FROM pricing_plans WHERE id = ? AND default_for_currency LIMIT 1'],
+  ];
+  for (const [what, sql] of checks) {
+    const r = await db.raw<{ rows: unknown[] }>(sql, [id]);
+    if (r.rows.length > 0) return what;
+  }
+  return null;
+}
+
+/** Plans a caller may see: public ones and (tenant keys) their own private ones; admins all. */
+function visiblePlans(db: Knex, principal: Principal) {
+  const q = db('pricing_plans');
+  if (principal.role !== 'admin') void q.where((w) => void w.whereNull('tenant_id').orWhere('tenant_id', principal.tenantId));
+  return q;
+}
+
+async function visiblePlan(db: Knex, principal: Principal, id: string): Promise<PlanRow> {
+  const row = isUuid(id) ? ((await visiblePlans(db, principal).where({ id }).first()) as PlanRow | undefined) : undefined;
+  if (!row) throw notFound('pricing plan', id);
+  return row;
+}
+
+const assignmentSchema = z.object({
+  id: z.uuid(),
+  plan_id: z.uuid(),
+  plan_name: z.string(),
+  plan_version: z.number().int(),
+  effective_from: z.string(),
+  effective_to: z.string().nullable(),
+  created_at: z.string(),
+  created_by: z.string().nullable(),
+});
+const currentPlanSchema = z.object({
+  tenant_id: z.uuid(),
+  plan: planSchema,
+  source: z.enum(['assignment', 'currency_default']),
+  assignment: assignmentSchema.nullable(),
+  history: z.array(assignmentSchema),
+});
+
+async function history(db: Knex, tenantId: string): Promise<z.infer<typeof assignmentSchema>[]> {
+  const rows = (await db('tenant_plan_assignments as a')
+    .join('pricing_plans as p', 'p.id', 'a.plan_id')
+    .select('a.id', 'a.plan_id', 'p.name as plan_name', 'p.version as plan_version', 'a.effective_from', 'a.effective_to', 'a.created_at', 'a.created_by')
+    .where('a.tenant_id', tenantId)
+    .orderBy('a.effective_from')) as { id: string; plan_id: string; plan_name: string; plan_version: number; effective_from: Date; effective_to: Date | null; created_at: Date; created_by: string | null }[];
+  return rows.map((r) => ({ ...r, effective_from: r.effective_from.toISOString(), effective_to: iso(r.effective_to), created_at: r.created_at.toISOString() }));
+}
+
+/** Closes the open assignment of a tenant at `at` and opens one of `planId`; refuses to rewrite history or a finalized period. */
+async function assign(trx: Knex.Transaction, principal: Principal, tenantId: string, planId: string, at: Date): Promise<void> {
+  await trx.raw('SELECT pg_advisory_xact_lock(hashtextextended(?, 0))', [`faasbilling:assign:${tenantId}`]);
+  const later = (await trx('tenant_plan_assignments').where({ tenant_id: tenantId }).where('effective_from', '>=', at).first()) as { effective_from: Date } | undefined;
+  if (later) {
+    throw new ApiError('conflict', `an assignment already starts at ${later.effective_from.toISOString()}; assignment history is append-only, so effective_from must be after it`);
+  }
+  const frozen = (await trx('bills').where({ tenant_id: tenantId }).whereNot({ status: 'draft' }).where('period_end', '>', at).first()) as { id: string; period_end: Date } | undefined;
+  if (frozen) {
+    throw new ApiError('bill_final', `bill ${frozen.id} is final up to ${frozen.period_end.toISOString()}; a plan change must take effect after it`);
+  }
+  await trx('tenant_plan_assignments').where({ tenant_id: tenantId }).whereNull('effective_to').update({ effective_to: at });
+  await trx('tenant_plan_assignments').insert({ tenant_id: tenantId, plan_id: planId, effective_from: at, created_by: `key:${principal.keyId}` });
+}
+
+export const planRoutes = (deps: ApiDeps) => {
+  const { db } = deps;
+  const list = {
+    summary: 'List pricing plans (active ones unless include_inactive=true)',
+    tag: 'plans',
+    auth: ['admin', 'tenant'] as const,
+    query: z.strictObject({
+      currency: z.string().optional(),
+      include_inactive: z.enum(['true', 'false']).default('false'),
+    }),
+    responses: { 200: { description: 'Plans by name and version', schema: z.object({ items: z.array(planSchema) }) } },
+  };
+  const listPlans = async (principal: Principal, query: { currency?: string | undefined; include_inactive: 'true' | 'false' }) => {
+    const q = visiblePlans(db, principal).orderBy([{ column: 'name' }, { column: 'version' }]);
+    if (query.include_inactive !== 'true') void q.where({ active: true });
+    if (query.currency) void q.where({ currency: query.currency });
+    return { items: ((await q) as PlanRow[]).map(planOut) };
+  };
+  return [
+    route({ ...list, method: 'get', path: '/pricing/plans', handle: ({ principal, query }) => listPlans(principal, query) }),
+    route({ ...list, method: 'get', path: '/pricing-plans', summary: 'List pricing plans (seed path; same as GET /pricing/plans)', handle: ({ principal, query }) => listPlans(principal, query) }),
+    route({
+      method: 'get',
+      path: '/pricing/plans/:id',
+      summary: 'A pricing plan version',
+      tag: 'plans',
+      auth: ['admin', 'tenant'],
+      params: idParams,
+      responses: { 200: { description: 'The plan', schema: planSchema } },
+      handle: async ({ principal, params }) => planOut(await visiblePlan(db, principal, params.id)),
+    }),
+    route({
+      method: 'post',
+      path: '/pricing/plans',
+      summary: 'Create a pricing plan (version 1)',
+      description: 'Prices are decimal strings (exact). Compute may be given per MB·ms or per GB-s, the free tier in MB·ms or GB-s.',
+      tag: 'plans',
+      auth: ['admin'],
+      body: createBody,
+      responses: { 201: { description: 'Created', schema: planSchema }, 409: { description: 'A plan of that name exists' } },
+      handle: async ({ principal, body }) => {
+        const plan = validPlan(body);
+        return db.transaction(async (trx) => {
+          if (body.tenant_id) {
+            const tenant = (await trx('tenants').where({ id: body.tenant_id }).first()) as { currency: string } | undefined;
+            if (!tenant) throw new ApiError('validation_failed', `tenant ${body.tenant_id} does not exist`, [{ name: 'body.tenant_id', reason: 'unknown tenant' }]);
+          }
+          const exists = (await trx('pricing_plans').where({ name: body.name }).first()) as PlanRow | undefined;
+          if (exists) throw new ApiError('conflict', `a plan named ${JSON.stringify(body.name)} exists; PUT /pricing/plans/{id} creates its next version`);
+          if (body.default_for_currency) await trx('pricing_plans').where({ currency: plan.currency, default_for_currency: true }).update({ default_for_currency: false });
+          const [row] = (await trx('pricing_plans')
+            .insert({ ...planColumns({ ...plan, name: body.name, version: 1 }), tenant_id: body.tenant_id ?? null, default_for_currency: body.default_for_currency ?? false })
+            .returning('*')) as PlanRow[];
+          if (!row) throw new Error('plan insert returned no row');
+          const out = planOut(row);
+          await audit(trx, principal, { action: 'plan.create', entityType: 'pricing_plan', entityId: row.id, tenantId: row.tenant_id, details: { after: out } });
+          return reply(201, out, { Location: `/api/v1/pricing/plans/${row.id}` });
+        });
+      },
+    }),
+    route({
+      method: 'put',
+      path: '/pricing/plans/:id',
+      summary: 'Change a plan: edits it in place if nothing refers to it, else creates its next version',
+      description:
+        'A version referred to by bills, assignments, metered usage or the currency default is never edited. The new version takes over the open assignments and the default flag from effective_from (default now); final bills keep the version they were priced with.',
+      tag: 'plans',
+      auth: ['admin'],
+      params: idParams,
+      body: updateBody,
+      responses: { 200: { description: 'Edited in place (unused version)', schema: planSchema }, 201: { description: 'New version created', schema: planSchema } },
+      handle: async ({ principal, params, body }) => {
+        const current = await visiblePlan(db, principal, params.id);
+        const plan = validPlan(body);
+        if (plan.currency !== String(current.currency).trim()) throw new ApiError('validation_failed', 'a plan keeps its currency; create a new plan for another currency', [{ name: 'body.currency', reason: 'differs from the plan' }]);
+        const at = body.effective_from ? new Date(body.effective_from) : deps.now();
+        return db.transaction(async (trx) => {
+          await trx.raw('SELECT 1 FROM pricing_plans WHERE id = ? FOR UPDATE', [current.id]);
+          const newer = (await trx('pricing_plans').where({ previous_version_id: current.id }).first()) as PlanRow | undefined;
+          if (newer) throw new ApiError('conflict', `plan ${current.id} already has a newer version; change the latest version`);
+          const inUse = await usedBy(trx, current.id);
+          if (!inUse) {
+            const [row] = (await trx('pricing_plans')
+              .where({ id: current.id })
+              .update({ ...planColumns({ ...plan, name: body.name, version: current.version }) })
+              .returning('*')) as PlanRow[];
+            if (!row) throw notFound('pricing plan', current.id);
+            const out = planOut(row);
+            await audit(trx, principal, { action: 'plan.update', entityType: 'pricing_plan', entityId: row.id, tenantId: row.tenant_id, details: { before: planOut(current), after: out } });
+            return out;
+          }
+          const wasDefault = current.default_for_currency;
+          if (wasDefault) await trx('pricing_plans').where({ id: current.id }).update({ default_for_currency: false });
+          await trx('pricing_plans').where({ id: current.id }).update({ active: false });
+          const [row] = (await trx('pricing_plans')
+            .insert({ ...planColumns({ ...plan, name: body.name, version: current.version + 1 }), previous_version_id: current.id, tenant_id: current.tenant_id, default_for_currency: wasDefault })
+            .returning('*')) as PlanRow[];
+          if (!row) throw new Error('plan insert returned no row');
+          const open: { tenant_id: string }[] = await trx('tenant_plan_assignments').where({ plan_id: current.id }).whereNull('effective_to').select('tenant_id');
+          for (const a of open) await assign(trx, principal, a.tenant_id, row.id, at);
+          const out = planOut(row);
+          await audit(trx, principal, {
+            action: 'plan.version',
+            entityType: 'pricing_plan',
+            entityId: row.id,
+            tenantId: row.tenant_id,
+            details: { previous_version_id: current.id, reason: `version ${current.version} is in use (${inUse})`, moved_tenants: open.map((a) => a.tenant_id), effective_from: at.toISOString(), after: out },
+          });
+          return reply(201, out, { Location: `/api/v1/pricing/plans/${row.id}` });
+        });
+      },
+    }),
+    route({
+      method: 'delete',
+      path: '/pricing/plans/:id',
+      summary: 'Delete an unused plan version, or retire (deactivate) one in use',
+      tag: 'plans',
+      auth: ['admin'],
+      params: idParams,
+      responses: {
+        200: { description: 'Retired: kept for history, no longer offered or assignable', schema: z.object({ id: z.uuid(), deleted: z.boolean(), retired: z.boolean() }) },
+        409: { description: 'It is its currency’s default, or tenants are assigned to it' },
+      },
+      handle: async ({ principal, params }) => {
+        const current = await visiblePlan(db, principal, params.id);
+        return db.transaction(async (trx) => {
+          if (current.default_for_currency) throw new ApiError('plan_in_use', `plan ${current.id} is the default of ${String(current.currency)}; make another plan the default first`);
+          const open = (await trx('tenant_plan_assignments').where({ plan_id: current.id }).whereNull('effective_to').first()) as { id: string } | undefined;
+          if (open) throw new ApiError('plan_in_use', `tenants are assigned to plan ${current.id}; assign them another plan first`);
+          const inUse = await usedBy(trx, current.id);
+          if (inUse) await trx('pricing_plans').where({ id: current.id }).update({ active: false });
+          else await trx('pricing_plans').where({ id: current.id }).delete();
+          await audit(trx, principal, { action: inUse ? 'plan.retire' : 'plan.delete', entityType: 'pricing_plan', entityId: current.id, tenantId: current.tenant_id, details: { before: planOut(current) } });
+          return { id: current.id, deleted: !inUse, retired: Boolean(inUse) };
+        });
+      },
+    }),
+    route({
+      method: 'put',
+      path: '/tenants/:id/pricing-plan',
+      summary: 'Assign a pricing plan to a tenant from an effective date (history kept)',
+      tag: 'plans',
+      auth: ['admin'],
+      params: idParams,
+      body: z.strictObject({ pricing_plan_id: z.uuid(), effective_from: instant.optional().describe('default now') }),
+      responses: { 200: { description: 'The tenant’s plan after the change', schema: currentPlanSchema } },
+      handle: async ({ principal, params, body }) => {
+        const tenant = await visibleTenant(db, principal, params.id);
+        const at = body.effective_from ? new Date(body.effective_from) : deps.now();
+        await db.transaction(async (trx) => {
+          const plan = (await trx('pricing_plans').where({ id: body.pricing_plan_id }).first()) as PlanRow | undefined;
+          if (!plan) throw new ApiError('validation_failed', `pricing plan ${body.pricing_plan_id} does not exist`, [{ name: 'body.pricing_plan_id', reason: 'unknown plan' }]);
+          if (!plan.active) throw new ApiError('validation_failed', `plan ${plan.name} v${plan.version} is retired; assign its latest version`, [{ name: 'body.pricing_plan_id', reason: 'retired plan' }]);
+          if (String(plan.currency).trim() !== tenant.currency) throw new ApiError('validation_failed', `plan ${plan.name} is priced in ${String(plan.currency)}, tenant ${tenant.slug} is billed in ${tenant.currency}`, [{ name: 'body.pricing_plan_id', reason: 'currency differs' }]);
+          if (plan.tenant_id && plan.tenant_id !== tenant.id) throw new ApiError('validation_failed', `plan ${plan.id} is private to another tenant`, [{ name: 'body.pricing_plan_id', reason: 'private plan' }]);
+          await assign(trx, principal, tenant.id, plan.id, at);
+          await audit(trx, principal, { action: 'tenant.assign_plan', entityType: 'tenant', entityId: tenant.id, tenantId: tenant.id, details: { plan_id: plan.id, effective_from: at.toISOString() } });
+        });
+        return currentPlan(db, tenant.id, at > deps.now() ? at : deps.now());
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/tenants/:id/pricing-plan',
+      summary: 'The plan billing a tenant now, with its assignment history',
+      tag: 'plans',
+      auth: ['admin', 'tenant'],
+      params: idParams,
+      query: z.strictObject({ at: instant.optional().describe('the plan in force at this instant (default now)') }),
+      responses: { 200: { description: 'Current plan and history', schema: currentPlanSchema } },
+      handle: async ({ principal, params, query }) => {
+        const tenant = await visibleTenant(db, principal, params.id);
+        return currentPlan(db, tenant.id, query.at ? new Date(query.at) : deps.now());
+      },
+    }),
+  ];
+};
+
+async function currentPlan(db: Knex, tenantId: string, at: Date): Promise<z.infer<typeof currentPlanSchema>> {
+  const all = await history(db, tenantId);
+  const inForce = all.find((a) => new Date(a.effective_from) <= at && (a.effective_to === null || at < new Date(a.effective_to))) ?? null;
+  let plan: PlanRow | undefined;
+  if (inForce) plan = (await db('pricing_plans').where({ id: inForce.plan_id }).first()) as PlanRow | undefined;
+  else {
+    const tenant = (await db('tenants').where({ id: tenantId }).first()) as { currency: string };
+    plan = (await db('pricing_plans').where({ currency: tenant.currency.trim(), default_for_currency: true }).first()) as PlanRow | undefined;
+  }
+  if (!plan) throw new ApiError('not_found', `tenant ${tenantId} has no plan in force at ${at.toISOString()} and its currency has no default plan; assign one with PUT /api/v1/tenants/${tenantId}/pricing-plan`);
+  return { tenant_id: tenantId, plan: planOut(plan), source: inForce ? 'assignment' : 'currency_default', assignment: inForce, history: all };
+}
