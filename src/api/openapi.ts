@@ -63,6 +63,7 @@ export interface OpenApiInfo {
 /** Builds the document for the routes (paths relative to `serverUrl`, e.g. /api/v1). */
 export function buildOpenApi(routes: readonly AnyRoute[], info: OpenApiInfo): JsonSchema {
   const paths: Record<string, Record<string, JsonSchema>> = {};
+  const operationIds = new Set<string>();
   for (const route of routes) {
     const responses: Record<string, JsonSchema> = {};
     for (const [status, spec] of Object.entries(route.responses)) {
@@ -80,8 +81,13 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: OpenApiInfo): Js
     if (route.limit) responses['429'] ??= problemResponse('Rate limit of the key exceeded (see Retry-After)');
     responses.default ??= problemResponse('Any other error, as a problem document');
 
+    // get /pricing/plans and get /pricing-plans read alike: the second gets a suffix.
+    const base = `${route.method}${openapiPathOf(route).replace(/[{}]/g, '').replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase())}`;
+    let operationId = base;
+    for (let n = 2; operationIds.has(operationId); n++) operationId = `${base}${n}`;
+    operationIds.add(operationId);
     const operation: JsonSchema = {
-      operationId: `${route.method}${openapiPathOf(route).replace(/[{}]/g, '').replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase())}`,
+      operationId,
       summary: route.summary,
       ...(route.description ? { description: route.description } : {}),
       tags: [route.tag],

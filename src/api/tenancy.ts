@@ -88,8 +88,8 @@ export async function scopedTenant(db: Knex, principal: Principal, ref: string |
 }
 
 /** Like scopedTenant, but a tenant is required (admins must name one). */
-export async function requiredTenant(db: Knex, principal: Principal, ref: string | undefined, field = 'tenant_id'): Promise<Tenant> {
+export async function requiredTenant(db: Knex, principal: Principal, ref: string | undefined, field = 'body.tenant_id'): Promise<Tenant> {
   const tenant = await scopedTenant(db, principal, ref);
-  if (!tenant) throw new ApiError('validation_failed', `${field} is required`, [{ name: field, reason: 'required for an admin key' }]);
+  if (!tenant) throw new ApiError('validation_failed', `${field.replace(/^body\./, '')} is required with an admin key (a tenant key implies its own tenant)`, [{ name: field, reason: 'required for an admin key' }]);
   return tenant;
 }
