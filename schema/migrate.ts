@@ -8,6 +8,7 @@ import * as plans from './migrations/0002_plans.js';
 import * as aggregate from './migrations/0003_aggregate.js';
 import * as billing from './migrations/0004_billing.js';
 import * as forecast from './migrations/0005_forecast.js';
+import * as tenantDedup from './migrations/0006_tenant_dedup.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -20,6 +21,7 @@ const migrations: Record<string, Migration> = {
   '0003_aggregate': aggregate,
   '0004_billing': billing,
   '0005_forecast': forecast,
+  '0006_tenant_dedup': tenantDedup,
 };
 
 /** Every migration, in the order they apply. */

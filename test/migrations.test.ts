@@ -151,7 +151,7 @@ describe('schema migrations', function () {
     assert.equal(trimmed(plan.price_per_cpu_ms), prices.price_per_cpu_ms);
   });
 
-  it('drops a second usage_raw row with the same (source, event_id, time) on conflict, and refuses it without', async () => {
+  it('drops a second usage_raw row with the same (tenant, source, event_id, time) on conflict, refuses it without, and keeps another tenant’s row with that key', async () => {
     const [tenant] = await database.db('tenants').insert({ slug: `dedup-${Date.now()}`, name: 'Dedup' }).returning<{ id: string }[]>('id');
     assert.ok(tenant);
     const [service] = await database.db('services').insert({ tenant_id: tenant.id, name: 'fn' }).returning<{ id: string }[]>('id');
@@ -168,17 +168,30 @@ describe('schema migrations', function () {
       duration_ms: 10,
       memory_mb: 128,
     };
-    const first = await database.db('usage_raw').insert(row).onConflict(['source', 'event_id', 'time']).ignore().returning<{ id: string }[]>('id');
+    const first = await database.db('usage_raw').insert(row).onConflict(['tenant_id', 'source', 'event_id', 'time']).ignore().returning<{ id: string }[]>('id');
     assert.equal(first.length, 1);
     const second = await database.db('usage_raw')
       .insert({ ...row, duration_ms: 99 })
-      .onConflict(['source', 'event_id', 'time'])
+      .onConflict(['tenant_id', 'source', 'event_id', 'time'])
       .ignore()
       .returning<{ id: string }[]>('id');
     assert.equal(second.length, 0);
     await assert.rejects(database.db('usage_raw').insert(row), (err: { code?: string }) => err.code === '23505');
     const stored = await database.db('usage_raw').where({ source: row.source }).select<{ duration_ms: string }[]>('duration_ms');
     assert.deepEqual(stored, [{ duration_ms: '10.000' }]);
+    // Another tenant reusing the event id is not a duplicate (migration 0006).
+    const [other] = await database.db('tenants').insert({ slug: `dedup-other-${Date.now()}`, name: 'Other' }).returning<{ id: string }[]>('id');
+    assert.ok(other);
+    const [otherService] = await database.db('services').insert({ tenant_id: other.id, name: 'fn' }).returning<{ id: string }[]>('id');
+    assert.ok(otherService);
+    const [otherRevision] = await database.db('revisions').insert({ service_id: otherService.id, name: 'fn-00001' }).returning<{ id: string }[]>('id');
+    assert.ok(otherRevision);
+    const third = await database.db('usage_raw')
+      .insert({ ...row, tenant_id: other.id, service_id: otherService.id, revision_id: otherRevision.id, duration_ms: 7 })
+      .onConflict(['tenant_id', 'source', 'event_id', 'time'])
+      .ignore()
+      .returning<{ id: string }[]>('id');
+    assert.equal(third.length, 1);
   });
 
   it('has the foreign keys that tie usage, services and bills to tenants', async () => {

@@ -75,11 +75,17 @@ function asApiError(err: unknown, deps: ApiDeps): ApiError {
   if (e.type === 'entity.too.large') return new ApiError('payload_too_large', `the body is larger than this endpoint accepts (${deps.config.API_MAX_BODY_BYTES} bytes)`);
   if (e.type === 'entity.parse.failed') return new ApiError('malformed_json', `the body is not valid JSON: ${e.message ?? ''}`);
   if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') return new ApiError('unsupported_media_type', e.message ?? 'unsupported encoding');
+  // The router's own client errors (a path that does not percent-decode: URIError, status 400).
+  if (err instanceof URIError || (typeof e.status === 'number' && e.status >= 400 && e.status < 500 && e.status !== 404)) {
+    return new ApiError('bad_request', `the request is malformed: ${e.message ?? 'bad request'}`);
+  }
   if (err instanceof multer.MulterError) {
     if (err.code === 'LIMIT_FILE_SIZE') return new ApiError('payload_too_large', `an artifact is at most ${deps.config.ARTIFACT_MAX_BYTES} bytes`);
     return new ApiError('validation_failed', `upload: ${err.message}`, [{ name: err.field ?? 'file', reason: err.message }]);
   }
   const pgCode = typeof e.code === 'string' ? e.code : '';
+  // A race the route's own checks could not see (two creates of one name at once).
+  if (pgCode === '23505') return new ApiError('conflict', 'this conflicts with an existing record (a unique name or key is taken)');
   if (['ECONNREFUSED', 'ECONNRESET', '57P01', '57P03', '08006', '08001'].includes(pgCode) || e.name === 'KnexTimeoutError') {
     return new ApiError('database_unavailable', 'PostgreSQL is not reachable; retry later');
   }
@@ -221,7 +227,8 @@ export function createApiApp(deps: ApiDeps, metrics: ApiMetrics = createApiMetri
 
   const json = express.json({ limit: deps.config.API_MAX_BODY_BYTES, type: ['application/json', 'application/*+json'] });
   const raw = express.raw({ limit: deps.config.COLLECT_MAX_BODY_BYTES, type: () => true });
-  const upload = multer({ storage: multer.memoryStorage(), limits: { fileSize: deps.config.ARTIFACT_MAX_BYTES, files: 1, fields: 10 } }).single('file');
+  // preservePath: the name check sees "../x" as sent (and refuses it) instead of multer's basename.
+  const upload = multer({ storage: multer.memoryStorage(), preservePath: true, limits: { fileSize: deps.config.ARTIFACT_MAX_BYTES, files: 1, fields: 10 } }).single('file');
   const limiters = {
     ingest: limiter(deps.config.API_RATE_LIMIT_INGEST, 'ingest'),
     expensive: limiter(deps.config.API_RATE_LIMIT_EXPENSIVE, 'expensive'),

@@ -107,7 +107,7 @@ const createStaging = `CREATE TEMP TABLE IF NOT EXISTS usage_raw_staging (
 const insertFrom = (rowsSql: string): string => `WITH ins AS (
    INSERT INTO usage_raw (${usageRawColumns})
    ${rowsSql}
-   ON CONFLICT (source, event_id, time) DO NOTHING
+   ON CONFLICT (tenant_id, source, event_id, time) DO NOTHING
    RETURNING time, tenant_id)
  SELECT count(*)::int AS inserted, min(time) AS min_time, max(time) AS max_time,
         coalesce(array_agg(DISTINCT tenant_id::text), '{}') AS tenants FROM ins`;

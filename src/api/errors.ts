@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import type { Problem } from '../contract/problem.js';
 
 export type ApiErrorCode =
+  | 'bad_request'
   | 'malformed_json'
   | 'unauthorized'
   | 'forbidden'
@@ -25,6 +26,7 @@ export type ApiErrorCode =
 
 export function apiStatusFor(code: ApiErrorCode): number {
   switch (code) {
+    case 'bad_request':
     case 'malformed_json':
       return 400;
     case 'unauthorized':

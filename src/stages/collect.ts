@@ -154,7 +154,8 @@ export class Collector {
         metrics.eventsRejected.inc({ reason: 'tenant_forbidden' });
         return;
       }
-      const key = `${result.record.source}\u0000${result.record.id}`;
+      // Per tenant: one tenant's event ids never make another's events duplicates (migration 0006).
+      const key = `${result.record.tenant_id}\u0000${result.record.source}\u0000${result.record.id}`;
       if (inRequest.has(key) || this.recent.has(key)) {
         duplicates += 1;
         return;

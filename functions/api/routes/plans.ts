@@ -133,6 +133,24 @@ async function usedBy(db: Knex, id: string): Promise<string | null> {
   return null;
 }
 
+/**
+ * Before the default flag of a currency moves to a new version at `at`: the default has no
+ * effective dates, so every tenant of the currency that relied on it before `at` (no assignment
+ * yet, i.e. the span before its first assignment) gets that span pinned to the old version as an
+ * explicit assignment. Periods before `at` keep being priced as they were; the new default applies
+ * from `at` on.
+ */
+async function pinDefaultHistory(trx: Knex.Transaction, plan: PlanRow, at: Date): Promise<void> {
+  await trx.raw(
+    `INSERT INTO tenant_plan_assignments (tenant_id, plan_id, effective_from, effective_to, created_by)
+     SELECT t.id, ?::uuid, timestamptz '1970-01-01 00:00:00+00', least(?::timestamptz, first.effective_from), 'default plan versioned'
+       FROM tenants t
+       LEFT JOIN LATERAL (SELECT min(a.effective_from) AS effective_from FROM tenant_plan_assignments a WHERE a.tenant_id = t.id) first ON true
+      WHERE t.currency = ? AND least(?::timestamptz, first.effective_from) > timestamptz '1970-01-01 00:00:00+00'`,
+    [plan.id, at.toISOString(), String(plan.currency).trim(), at.toISOString()],
+  );
+}
+
 /** Plans a caller may see: public ones and (tenant keys) their own private ones; admins all. */
 function visiblePlans(db: Knex, principal: Principal) {
   const q = db('pricing_plans');
@@ -234,6 +252,9 @@ export const planRoutes = (deps: ApiDeps) => {
           if (body.tenant_id) {
             const tenant = (await trx('tenants').where({ id: body.tenant_id }).first()) as { currency: string } | undefined;
             if (!tenant) throw new ApiError('validation_failed', `tenant ${body.tenant_id} does not exist`, [{ name: 'body.tenant_id', reason: 'unknown tenant' }]);
+            if (tenant.currency.trim() !== plan.currency) {
+              throw new ApiError('validation_failed', `the tenant is billed in ${tenant.currency.trim()}, the plan is priced in ${plan.currency}`, [{ name: 'body.currency', reason: 'differs from the tenant’s currency' }]);
+            }
           }
           const exists = (await trx('pricing_plans').where({ name: body.name }).first()) as PlanRow | undefined;
           if (exists) throw new ApiError('conflict', `a plan named ${JSON.stringify(body.name)} exists; PUT /pricing/plans/{id} creates its next version`);
@@ -268,6 +289,10 @@ export const planRoutes = (deps: ApiDeps) => {
           await trx.raw('SELECT 1 FROM pricing_plans WHERE id = ? FOR UPDATE', [current.id]);
           const newer = (await trx('pricing_plans').where({ previous_version_id: current.id }).first()) as PlanRow | undefined;
           if (newer) throw new ApiError('conflict', `plan ${current.id} already has a newer version; change the latest version`);
+          if (body.name !== current.name) {
+            const taken = (await trx('pricing_plans').where({ name: body.name }).first()) as PlanRow | undefined;
+            if (taken) throw new ApiError('conflict', `a plan named ${JSON.stringify(body.name)} exists; choose another name`);
+          }
           const inUse = await usedBy(trx, current.id);
           if (!inUse) {
             const [row] = (await trx('pricing_plans')
@@ -280,7 +305,10 @@ export const planRoutes = (deps: ApiDeps) => {
             return out;
           }
           const wasDefault = current.default_for_currency;
-          if (wasDefault) await trx('pricing_plans').where({ id: current.id }).update({ default_for_currency: false });
+          if (wasDefault) {
+            await pinDefaultHistory(trx, current, at);
+            await trx('pricing_plans').where({ id: current.id }).update({ default_for_currency: false });
+          }
           await trx('pricing_plans').where({ id: current.id }).update({ active: false });
           const [row] = (await trx('pricing_plans')
             .insert({ ...planColumns({ ...plan, name: body.name, version: current.version + 1 }), previous_version_id: current.id, tenant_id: current.tenant_id, default_for_currency: wasDefault })

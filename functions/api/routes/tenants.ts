@@ -39,6 +39,8 @@ export const tenantRoutes = (deps: ApiDeps) => {
       if (body.currency && body.currency !== tenant.currency) {
         const bills = (await trx('bills').where({ tenant_id: tenant.id }).count<{ n: string }[]>({ n: '*' }))[0]?.n ?? '0';
         if (Number(bills) > 0) throw new ApiError('conflict', `the currency of ${tenant.slug} cannot change: it already has bills in ${tenant.currency}`);
+        const assigned = (await trx('tenant_plan_assignments').where({ tenant_id: tenant.id }).count<{ n: string }[]>({ n: '*' }))[0]?.n ?? '0';
+        if (Number(assigned) > 0) throw new ApiError('conflict', `the currency of ${tenant.slug} cannot change: it has plan assignments in ${tenant.currency}`);
       }
       const changes = Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined));
       const [row] = (await trx('tenants')
