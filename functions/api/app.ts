@@ -6,7 +6,6 @@
  */
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { rateLimit } from 'express-rate-limit';
-import multer from 'multer';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Server } from 'node:http';
 import type { ZodError } from 'zod';
@@ -72,16 +71,15 @@ function sendProblem(res: Response, error: ApiError, metrics: ApiMetrics): void 
 function asApiError(err: unknown, deps: ApiDeps): ApiError {
   if (err instanceof ApiError) return err;
   const e = err as { type?: string; status?: number; code?: string; message?: string; name?: string };
-  if (e.type === 'entity.too.large') return new ApiError('payload_too_large', `the body is larger than this endpoint accepts (${deps.config.API_MAX_BODY_BYTES} bytes)`);
+  if (e.type === 'entity.too.large') {
+    const limit = (err as { limit?: number }).limit ?? deps.config.API_MAX_BODY_BYTES;
+    return new ApiError('payload_too_large', `the body is larger than this endpoint accepts (${limit} bytes)`);
+  }
   if (e.type === 'entity.parse.failed') return new ApiError('malformed_json', `the body is not valid JSON: ${e.message ?? ''}`);
   if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') return new ApiError('unsupported_media_type', e.message ?? 'unsupported encoding');
   // The router's own client errors (a path that does not percent-decode: URIError, status 400).
   if (err instanceof URIError || (typeof e.status === 'number' && e.status >= 400 && e.status < 500 && e.status !== 404)) {
     return new ApiError('bad_request', `the request is malformed: ${e.message ?? 'bad request'}`);
-  }
-  if (err instanceof multer.MulterError) {
-    if (err.code === 'LIMIT_FILE_SIZE') return new ApiError('payload_too_large', `an artifact is at most ${deps.config.ARTIFACT_MAX_BYTES} bytes`);
-    return new ApiError('validation_failed', `upload: ${err.message}`, [{ name: err.field ?? 'file', reason: err.message }]);
   }
   const pgCode = typeof e.code === 'string' ? e.code : '';
   // A race the route's own checks could not see (two creates of one name at once).
@@ -227,8 +225,6 @@ export function createApiApp(deps: ApiDeps, metrics: ApiMetrics = createApiMetri
 
   const json = express.json({ limit: deps.config.API_MAX_BODY_BYTES, type: ['application/json', 'application/*+json'] });
   const raw = express.raw({ limit: deps.config.COLLECT_MAX_BODY_BYTES, type: () => true });
-  // preservePath: the name check sees "../x" as sent (and refuses it) instead of multer's basename.
-  const upload = multer({ storage: multer.memoryStorage(), preservePath: true, limits: { fileSize: deps.config.ARTIFACT_MAX_BYTES, files: 1, fields: 10 } }).single('file');
   const limiters = {
     ingest: limiter(deps.config.API_RATE_LIMIT_INGEST, 'ingest'),
     expensive: limiter(deps.config.API_RATE_LIMIT_EXPENSIVE, 'expensive'),
@@ -244,9 +240,11 @@ export function createApiApp(deps: ApiDeps, metrics: ApiMetrics = createApiMetri
       authenticate(route, deps),
     ];
     if (route.limit) chain.push(limiters[route.limit]);
+    // Multipart bodies are read by their route, after it has checked the caller may upload there.
     if (route.bodyKind === 'raw') chain.push(raw);
-    else if (route.bodyKind === 'multipart') chain.push(upload);
-    else if (route.method !== 'get' && route.method !== 'delete') chain.push(json);
+    else if (route.bodyKind === 'multipart') {
+      /* read in the handler */
+    } else if (route.method !== 'get' && route.method !== 'delete') chain.push(json);
     chain.push(handler(route));
     app[route.method](template, ...chain);
   }

@@ -1,7 +1,10 @@
 /**
  * The audit log: every mutating API call writes who (key id and name), what (action, entity),
- * when, for which tenant, and the ids before/after in `details`. Written in the same transaction
- * as the change where there is one, so a change is never left without its entry.
+ * when, for which tenant, and the ids before/after in `details` (ingest: one entry per request
+ * with its counts). Where the route owns the transaction (tenants, services, plans, assignments)
+ * the entry is written in it, so the change never lands without its entry; bill and key changes
+ * commit inside their services first and the entry follows right after (a failure there answers
+ * 5xx and is logged).
  */
 import type { Knex } from 'knex';
 import { z } from 'zod';

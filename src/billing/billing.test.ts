@@ -253,9 +253,13 @@ describe('billing service', function () {
       assert.deepEqual(again, final);
       await assert.rejects(billing.generate(tenantId, { month: '2026-10' }), (err: unknown) => err instanceof BillingServiceError && err.reason === 'bill_final');
 
-      const paid = await billing.markPaid(final.id, new Date('2026-11-20T10:00:00Z'));
+      // A payment dated after "now" (2026-11-02) or before the period began is refused.
+      for (const when of ['2026-11-20T10:00:00Z', '2026-09-30T23:59:59Z']) {
+        await assert.rejects(billing.markPaid(final.id, new Date(when)), (err: unknown) => err instanceof BillingServiceError && err.reason === 'invalid_period');
+      }
+      const paid = await billing.markPaid(final.id, new Date('2026-11-01T10:00:00Z'));
       assert.equal(paid.status, 'paid');
-      assert.equal(paid.paidAt, '2026-11-20T10:00:00.000Z');
+      assert.equal(paid.paidAt, '2026-11-01T10:00:00.000Z');
       assert.deepEqual(paid.lines, final.lines);
       assert.deepEqual(await billing.markPaid(final.id), paid, 'paying a paid bill is a no-op');
       await assert.rejects(t.db('bills').where({ id: final.id }).update({ paid_at: null }), /is paid and cannot be changed/);

@@ -109,6 +109,8 @@ interface Target {
   period: WindowBounds;
   /** Length free allowances are prorated against (a range preview: its calendar month); default the period's. */
   allowanceBasisMs?: number;
+  /** A range preview prices only the range's usage: no adjustment lines for finalized periods. */
+  withoutAdjustments?: boolean;
 }
 
 type Computed = { tenantId: string; bill: ComposedBill } | { tenantId: string; failure: BillingFailureReport };
@@ -181,6 +183,8 @@ export class Billing {
    * without storing anything (the seed's "calculate for a day"). The range is priced like a
    * period of its own whose free allowances are the month's prorated by the range's share of the
    * month (the proration rule of a plan change mid-period), so a day never gets a month's free tier.
+   * Only the range's own usage is priced: adjustments for finalized periods belong to bills, not
+   * to a slice of a month (summing day previews must not count them once per day).
    */
   async calculateRange(tenantRef: string, start: Date, end: Date): Promise<ComposedBill> {
     const tenant = await getTenant(this.db, tenantRef);
@@ -193,7 +197,7 @@ export class Billing {
       );
     }
     const allowanceBasisMs = month.end.getTime() - month.start.getTime();
-    return this.computeOne(this.db, { tenant, period: { start, end }, allowanceBasisMs });
+    return this.computeOne(this.db, { tenant, period: { start, end }, allowanceBasisMs, withoutAdjustments: true });
   }
 
   /** Stores the period's bill as a draft, replacing an earlier draft; refuses a final period. */
@@ -238,7 +242,14 @@ export class Billing {
       await lockTenants(trx, [head.tenant_id]);
       const current = await this.head(billId, trx);
       if (current.status === 'draft') throw new BillingServiceError('bill_not_final', `bill ${billId} is a draft: finalize it before marking it paid`);
-      if (current.status === 'final') await setPaid(trx, billId, paidAt);
+      if (current.status === 'final') {
+        // A payment recorded for the future, or before the billed period began, is a typo (an
+        // earlier date than the finalization is allowed: importing past payments).
+        if (paidAt > this.now() || paidAt < current.period_start) {
+          throw new BillingServiceError('invalid_period', `paid_at ${paidAt.toISOString()} must lie between the start of the billed period (${current.period_start.toISOString()}) and now`);
+        }
+        await setPaid(trx, billId, paidAt);
+      }
       return this.loadOne(trx, billId);
     });
   }
@@ -378,7 +389,7 @@ export class Billing {
     const priced = targets.filter((t) => Array.isArray(segmentsByTenant.get(t.tenant.id)));
     const finalizedRows = await finalizedToReconcile(
       db,
-      priced.map((t) => ({ tenantId: t.tenant.id, before: t.period.start })),
+      priced.filter((t) => !t.withoutAdjustments).map((t) => ({ tenantId: t.tenant.id, before: t.period.start })),
     );
     const finalizedSegments = await Promise.all(finalizedRows.map((r) => fromStoredSegments(plans, r.segments)));
 

@@ -76,7 +76,7 @@ export const adminRoutes = (deps: ApiDeps) => {
         since: instant.optional(),
         until: instant.optional(),
         limit: limitQuery,
-        cursor: z.string().regex(/^\d+$/).optional(),
+        cursor: z.string().regex(/^[1-9]\d{0,17}$/, 'the next_cursor of a previous page').optional(),
       }),
       responses: { 200: { description: 'Entries', schema: page(auditRowSchema) } },
       handle: ({ query }) =>

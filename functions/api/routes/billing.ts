@@ -26,7 +26,8 @@ const periodBody = z
     period_start: instant.optional(),
     period_end: instant.optional(),
   })
-  .refine((b) => !(b.month && b.period_start), { message: 'give month or period_start/period_end, not both', path: ['month'] });
+  .refine((b) => !(b.month && (b.period_start || b.period_end)), { message: 'give month or period_start/period_end, not both', path: ['month'] })
+  .refine((b) => !(b.period_end && !b.period_start), { message: 'period_end needs period_start', path: ['period_start'] });
 
 const lineSchema = z.object({
   service: z.string().describe('service id (or name) the line is for'),
@@ -147,12 +148,13 @@ async function billing<T>(work: () => Promise<T>): Promise<T> {
 }
 
 /**
- * The seed writes a day as [00:00:00, 23:59:59]: an end on the last second of an hour
- * (hh:59:59, no fraction) is read as inclusive, i.e. up to the next full hour.
+ * The seed writes a day as [00:00:00, 23:59:59]: an end on the last second of an hour in the
+ * tenant's zone (hh:59:59, no fraction) is read as inclusive, i.e. up to the next full hour.
  */
-function exclusiveEnd(text: string): Date {
+function exclusiveEnd(text: string, timeZone: string): Date {
   const end = new Date(text);
-  return end.getUTCMinutes() === 59 && end.getUTCSeconds() === 59 && end.getUTCMilliseconds() === 0 ? new Date(end.getTime() + 1000) : end;
+  const local = DateTime.fromJSDate(end, { zone: timeZone });
+  return local.minute === 59 && local.second === 59 && local.millisecond === 0 ? new Date(end.getTime() + 1000) : end;
 }
 
 /** A bill the caller may see (404 otherwise, the same as a missing one). */
@@ -264,13 +266,13 @@ export const billingRoutes = (deps: ApiDeps) => {
         const start = body.period_start;
         const end = body.period_end;
         // A whole calendar month prices like the bill; anything else is a range preview.
-        const whole = await billing(() => deps.billing.calculate(tenant.id, { start, ...(end ? { end: exclusiveEnd(end).toISOString() } : {}) })).catch((err: unknown) => {
+        const whole = await billing(() => deps.billing.calculate(tenant.id, { start, ...(end ? { end: exclusiveEnd(end, tenant.timezone).toISOString() } : {}) })).catch((err: unknown) => {
           if (err instanceof ApiError && err.code === 'validation_failed') return undefined;
           throw err;
         });
         if (whole) return previewOut(whole);
         if (!end) throw new ApiError('validation_failed', 'period_end is required for a range that is not a calendar month', [{ name: 'body.period_end', reason: 'required' }]);
-        return previewOut(await billing(() => deps.billing.calculateRange(tenant.id, new Date(start), exclusiveEnd(end))));
+        return previewOut(await billing(() => deps.billing.calculateRange(tenant.id, new Date(start), exclusiveEnd(end, tenant.timezone))));
       },
     }),
     route({
@@ -284,7 +286,7 @@ export const billingRoutes = (deps: ApiDeps) => {
       responses: { 201: { description: 'The draft', schema: billSchema }, 409: { description: 'The period’s bill is already final' } },
       handle: async ({ principal, body }) => {
         const tenant = await requiredTenant(db, principal, body.tenant_id);
-        const period = body.month ? { month: body.month } : body.period_start ? { start: body.period_start, ...(body.period_end ? { end: exclusiveEnd(body.period_end).toISOString() } : {}) } : undefined;
+        const period = body.month ? { month: body.month } : body.period_start ? { start: body.period_start, ...(body.period_end ? { end: exclusiveEnd(body.period_end, tenant.timezone).toISOString() } : {}) } : undefined;
         if (!period) throw new ApiError('validation_failed', 'give month (YYYY-MM) or period_start', [{ name: 'body.month', reason: 'required' }]);
         const bill = await billing(() => deps.billing.generate(tenant.id, period));
         await audit(db, principal, { action: 'bill.generate', entityType: 'bill', entityId: bill.id, tenantId: tenant.id, details: { period_start: bill.periodStart, total: bill.total } });

@@ -72,6 +72,16 @@ export const metricsRoutes = (deps: ApiDeps) => [
       }
       const status = answer.statusCode ?? 200;
       const summaryHeader = answer.headers?.['x-faasbilling-accepted'];
+      // One audit entry per request (who sent how much), not per event.
+      const counts = typeof summaryHeader === 'string' ? (JSON.parse(summaryHeader) as unknown) : answer.body;
+      const { accepted, duplicates, rejected } = (typeof counts === 'object' && counts !== null ? counts : {}) as { accepted?: number; duplicates?: number; rejected?: number };
+      await audit(deps.db, principal, {
+        action: 'usage.ingest',
+        entityType: 'usage',
+        entityId: null,
+        tenantId: principal.tenantId,
+        details: { status, accepted: accepted ?? 0, duplicates: duplicates ?? 0, rejected: rejected ?? 0 },
+      });
       if (typeof summaryHeader === 'string') return new Reply(status, JSON.parse(summaryHeader) as unknown);
       if (status >= 400) return new Reply(status, undefined, {}, { data: JSON.stringify(answer.body), contentType: problemContentType });
       return new Reply(status, answer.body);

@@ -202,7 +202,13 @@ async function assign(trx: Knex.Transaction, principal: Principal, tenantId: str
   if (frozen) {
     throw new ApiError('bill_final', `bill ${frozen.id} is final up to ${frozen.period_end.toISOString()}; a plan change must take effect after it`);
   }
-  await trx('tenant_plan_assignments').where({ tenant_id: tenantId }).whereNull('effective_to').update({ effective_to: at });
+  // Whatever is in force at `at` ends there: the open assignment, or a closed one reaching past it
+  // (the span pinned to an old default version when the default was versioned for later).
+  await trx('tenant_plan_assignments')
+    .where({ tenant_id: tenantId })
+    .where('effective_from', '<', at)
+    .where((w) => void w.whereNull('effective_to').orWhere('effective_to', '>', at))
+    .update({ effective_to: at });
   await trx('tenant_plan_assignments').insert({ tenant_id: tenantId, plan_id: planId, effective_from: at, created_by: `key:${principal.keyId}` });
 }
 
@@ -248,6 +254,9 @@ export const planRoutes = (deps: ApiDeps) => {
       responses: { 201: { description: 'Created', schema: planSchema }, 409: { description: 'A plan of that name exists' } },
       handle: async ({ principal, body }) => {
         const plan = validPlan(body);
+        if (body.tenant_id && body.default_for_currency) {
+          throw new ApiError('validation_failed', 'a private plan (tenant_id) cannot be the default of its currency', [{ name: 'body.default_for_currency', reason: 'not with tenant_id' }]);
+        }
         return db.transaction(async (trx) => {
           if (body.tenant_id) {
             const tenant = (await trx('tenants').where({ id: body.tenant_id }).first()) as { currency: string } | undefined;
@@ -258,7 +267,15 @@ export const planRoutes = (deps: ApiDeps) => {
           }
           const exists = (await trx('pricing_plans').where({ name: body.name }).first()) as PlanRow | undefined;
           if (exists) throw new ApiError('conflict', `a plan named ${JSON.stringify(body.name)} exists; PUT /pricing/plans/{id} creates its next version`);
-          if (body.default_for_currency) await trx('pricing_plans').where({ currency: plan.currency, default_for_currency: true }).update({ default_for_currency: false });
+          if (body.default_for_currency) {
+            // The new default applies from now on; who relied on the old one keeps it before now.
+            const previous = (await trx('pricing_plans').where({ currency: plan.currency, default_for_currency: true }).first()) as PlanRow | undefined;
+            if (previous) {
+              await pinDefaultHistory(trx, previous, deps.now());
+              await trx('pricing_plans').where({ id: previous.id }).update({ default_for_currency: false });
+              await audit(trx, principal, { action: 'plan.default_moved', entityType: 'pricing_plan', entityId: previous.id, tenantId: null, details: { currency: plan.currency, at: deps.now().toISOString() } });
+            }
+          }
           const [row] = (await trx('pricing_plans')
             .insert({ ...planColumns({ ...plan, name: body.name, version: 1 }), tenant_id: body.tenant_id ?? null, default_for_currency: body.default_for_currency ?? false })
             .returning('*')) as PlanRow[];

@@ -1,5 +1,8 @@
 /** Services, revisions and artifacts (admin, or a tenant key for its own services). */
+import type { Request, Response } from 'express';
 import type { Knex } from 'knex';
+import multer from 'multer';
+import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { ArtifactError, artifactStatus } from '../../../src/api/artifacts.js';
 import { audit } from '../../../src/api/audit.js';
@@ -85,8 +88,29 @@ function fromArtifactError(err: unknown): unknown {
   return new ApiError(code, err.message, code === 'validation_failed' ? [{ name: 'filename', reason: err.message }] : undefined);
 }
 
+/**
+ * Reads the multipart upload (field "file") into memory, bounded by ARTIFACT_MAX_BYTES.
+ * preservePath: the name check sees "../x" as sent (and refuses it) instead of multer's basename.
+ */
+function uploadReader(maxBytes: number) {
+  const single = multer({ storage: multer.memoryStorage(), preservePath: true, limits: { fileSize: maxBytes, files: 1, fields: 10 } }).single('file');
+  return (req: Request, res: Response): Promise<Express.Multer.File | undefined> =>
+    new Promise((resolve, reject) => {
+      single(req, res, (err: unknown) => {
+        if (!err) return resolve(req.file);
+        if (err instanceof multer.MulterError) {
+          if (err.code === 'LIMIT_FILE_SIZE') return reject(new ApiError('payload_too_large', `an artifact is at most ${maxBytes} bytes`));
+          return reject(new ApiError('validation_failed', `upload: ${err.message}`, [{ name: err.field ?? 'file', reason: err.message }]));
+        }
+        // busboy: no boundary, a truncated form, a non-multipart body.
+        reject(new ApiError('bad_request', `not a readable multipart/form-data body: ${err instanceof Error ? err.message : "unreadable"}`));
+      });
+    });
+}
+
 export const serviceRoutes = (deps: ApiDeps) => {
   const { db } = deps;
+  const readUpload = uploadReader(deps.config.ARTIFACT_MAX_BYTES);
   return [
     route({
       method: 'post',
@@ -205,9 +229,10 @@ export const serviceRoutes = (deps: ApiDeps) => {
       params: idParams,
       bodyKind: 'multipart',
       responses: { 201: { description: 'Stored (replaced: an artifact of that name existed)', schema: artifactSchema }, 413: { description: 'Too large' }, 415: { description: 'Content type not accepted' } },
-      handle: async ({ principal, params, req }) => {
+      handle: async ({ principal, params, req, res }) => {
+        // Ownership first: nothing is read from the body of an upload to a service the key cannot see.
         const service = await visibleService(db, principal, params.id);
-        const file = req.file;
+        const file = await readUpload(req, res);
         if (!file) throw new ApiError('validation_failed', 'send the artifact as multipart/form-data in a field named "file"', [{ name: 'file', reason: 'missing' }]);
         const info = await deps.artifacts.save(service.id, file.originalname, file.mimetype, file.buffer).catch((err: unknown) => {
           throw fromArtifactError(err);
@@ -248,11 +273,9 @@ export const serviceRoutes = (deps: ApiDeps) => {
         res.setHeader('ETag', `"${info.sha256}"`);
         res.setHeader('Content-Disposition', `attachment; filename="${info.filename}"`);
         res.setHeader('X-Content-Type-Options', 'nosniff');
-        await new Promise<void>((resolve, reject) => {
-          stream.on('error', reject);
-          res.on('finish', resolve);
-          res.on('close', resolve);
-          stream.pipe(res);
+        // pipeline closes the file when the client goes away mid-download.
+        await pipeline(stream, res).catch((err: unknown) => {
+          if (!res.headersSent) throw err;
         });
         return undefined;
       },

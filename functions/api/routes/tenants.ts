@@ -36,6 +36,12 @@ export const tenantRoutes = (deps: ApiDeps) => {
   const update = async (principal: Parameters<typeof audit>[1], id: string, body: z.output<typeof updateBody>): Promise<Tenant> => {
     const tenant = await visibleTenant(db, principal, id);
     return db.transaction(async (trx) => {
+      if (body.timezone && body.timezone !== tenant.timezone) {
+        const bills = (await trx('bills').where({ tenant_id: tenant.id }).count<{ n: string }[]>({ n: '*' }))[0]?.n ?? '0';
+        if (Number(bills) > 0) {
+          throw new ApiError('conflict', `the time zone of ${tenant.slug} cannot change: it has bills for months in ${tenant.timezone}, and months in another zone would overlap them or leave gaps`);
+        }
+      }
       if (body.currency && body.currency !== tenant.currency) {
         const bills = (await trx('bills').where({ tenant_id: tenant.id }).count<{ n: string }[]>({ n: '*' }))[0]?.n ?? '0';
         if (Number(bills) > 0) throw new ApiError('conflict', `the currency of ${tenant.slug} cannot change: it already has bills in ${tenant.currency}`);
@@ -54,7 +60,7 @@ export const tenantRoutes = (deps: ApiDeps) => {
   };
   const updateSpec = {
     path: '/tenants/:id',
-    summary: 'Update a tenant (name, billing e-mail, time zone; currency only before its first bill)',
+    summary: 'Update a tenant (name, billing e-mail; time zone and currency only before its first bill)',
     description: 'A time zone change applies to windows and periods aggregated and billed from then on.',
     tag: 'tenants',
     auth: ['admin'] as const,
