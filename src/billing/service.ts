@@ -17,14 +17,14 @@
  * All writes of a tenant are serialised by a transaction-scoped advisory lock.
  */
 import type { Knex } from 'knex';
-import { PlanStore } from '../adapters/plans.js';
+import { PlanStore, type StoredPlan } from '../adapters/plans.js';
 import type { Db } from '../adapters/postgres.js';
 import type { WindowBounds } from '../core/windows/index.js';
 import type { Logger } from '../runtime/logger.js';
 import { adjustmentsFor, composeBill, usageLines, type ComposedBill } from './compose.js';
 import { BillingServiceError, type BillingFailure } from './errors.js';
 import { currentPeriod, previousPeriod, resolvePeriod, type PeriodRef } from './periods.js';
-import { fromStoredSegments, resolveSegments, type BillSegment } from './segments.js';
+import { fromStoredSegments, proratedAllowances, resolveSegments, type BillSegment } from './segments.js';
 import {
   allTenants,
   billHead,
@@ -111,6 +111,14 @@ interface Target {
   allowanceBasisMs?: number;
   /** A range preview prices only the range's usage: no adjustment lines for finalized periods. */
   withoutAdjustments?: boolean;
+  /** The plans to price under instead of the tenant's assignments (the simulator). */
+  segments?: BillSegment[];
+}
+
+/** One plan's price of a tenant's usage (the simulator). */
+export interface SimulatedBill {
+  plan: StoredPlan;
+  bill: ComposedBill;
 }
 
 type Computed = { tenantId: string; bill: ComposedBill } | { tenantId: string; failure: BillingFailureReport };
@@ -198,6 +206,39 @@ export class Billing {
     }
     const allowanceBasisMs = month.end.getTime() - month.start.getTime();
     return this.computeOne(this.db, { tenant, period: { start, end }, allowanceBasisMs, withoutAdjustments: true });
+  }
+
+  /**
+   * The simulator: what the tenant's usage over a period (a month, or a range inside one month as
+   * in calculateRange) costs under each of `plans`, as if that plan had been in force over the
+   * whole period (free allowances of a range prorated by its share of the month). Usage metered
+   * under another plan's rules is re-metered from raw events under each plan's own rules. Nothing
+   * is stored and no adjustments are included: only the period's own usage is compared.
+   */
+  async simulate(tenantRef: string, period: PeriodRef | { start: Date; end: Date } | undefined, plans: readonly StoredPlan[]): Promise<SimulatedBill[]> {
+    const tenant = await getTenant(this.db, tenantRef);
+    let bounds: WindowBounds;
+    let basisMs: number;
+    if (period && 'start' in period && period.start instanceof Date && period.end instanceof Date) {
+      const month = currentPeriod(period.start, tenant.timezone);
+      if (!(period.start < period.end) || period.end > month.end) {
+        throw new BillingServiceError('invalid_period', `a simulated range lies inside one calendar month of the tenant's time zone ${tenant.timezone}`);
+      }
+      bounds = { start: period.start, end: period.end };
+      basisMs = month.end.getTime() - month.start.getTime();
+    } else {
+      bounds = resolvePeriod(period, tenant.timezone, this.now());
+      basisMs = bounds.end.getTime() - bounds.start.getTime();
+    }
+    const out: SimulatedBill[] = [];
+    for (const plan of plans) {
+      if (plan.currency !== tenant.currency.trim()) {
+        throw new BillingServiceError('plan_currency', `plan ${plan.name} v${plan.version} is priced in ${plan.currency} but tenant ${tenant.slug} is billed in ${tenant.currency.trim()}`);
+      }
+      const segment: BillSegment = { plan, start: bounds.start, end: bounds.end, ...proratedAllowances(plan, bounds.end.getTime() - bounds.start.getTime(), basisMs) };
+      out.push({ plan, bill: await this.computeOne(this.db, { tenant, period: bounds, withoutAdjustments: true, segments: [segment] }) });
+    }
+    return out;
   }
 
   /** Stores the period's bill as a draft, replacing an earlier draft; refuses a final period. */
@@ -384,8 +425,9 @@ export class Billing {
     const segmentsByTenant = await resolveSegments(
       db,
       plans,
-      targets.map((t) => ({ tenantId: t.tenant.id, currency: t.tenant.currency.trim(), start: t.period.start, end: t.period.end, allowanceBasisMs: t.allowanceBasisMs })),
+      targets.filter((t) => !t.segments).map((t) => ({ tenantId: t.tenant.id, currency: t.tenant.currency.trim(), start: t.period.start, end: t.period.end, allowanceBasisMs: t.allowanceBasisMs })),
     );
+    for (const t of targets) if (t.segments) segmentsByTenant.set(t.tenant.id, t.segments);
     const priced = targets.filter((t) => Array.isArray(segmentsByTenant.get(t.tenant.id)));
     const finalizedRows = await finalizedToReconcile(
       db,

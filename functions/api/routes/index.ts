@@ -13,7 +13,7 @@ import { adminRoutes } from './admin.js';
 import { billingRoutes } from './billing.js';
 import { forecastRoutes } from './forecast.js';
 import { metricsRoutes } from './metrics.js';
-import { planRoutes } from './plans.js';
+import { planRoutes, simulateRoute } from './plans.js';
 import { serviceRoutes } from './services.js';
 import { systemRoutes } from './system.js';
 import { tenantRoutes } from './tenants.js';
@@ -36,6 +36,7 @@ export const allRoutes = (deps: ApiDeps): AnyRoute[] => [
   ...systemRoutes(deps),
   ...tenantRoutes(deps),
   ...planRoutes(deps),
+  simulateRoute(deps),
   ...serviceRoutes(deps),
   ...usageRoutes(deps),
   ...metricsRoutes(deps),

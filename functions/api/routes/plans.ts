@@ -11,10 +11,12 @@ import { audit } from '../../../src/api/audit.js';
 import { ApiError, notFound } from '../../../src/api/errors.js';
 import type { Principal } from '../../../src/api/keys.js';
 import { reply, route } from '../../../src/api/route.js';
-import { isUuid, visibleTenant } from '../../../src/api/tenancy.js';
-import { planColumns } from '../../../src/adapters/plans.js';
+import { isUuid, requiredTenant, visibleTenant } from '../../../src/api/tenancy.js';
+import { BillingServiceError, currentPeriod, monthPeriod } from '../../../src/billing/index.js';
+import { PlanStore, planColumns } from '../../../src/adapters/plans.js';
+import { Dec, minorUnitDigits } from '../../../src/core/pricing/index.js';
 import { billedMemoryModes, safeParsePlan, type Plan } from '../../../src/core/pricing/index.js';
-import { decimalText, idParams, instant, iso } from './common.js';
+import { decimalText, idParams, instant, iso, tenantRef } from './common.js';
 import type { ApiDeps } from './index.js';
 
 const price = z.string().regex(/^\d+(\.\d+)?$/, 'a non-negative decimal written as a string, e.g. "0.0000002"');
@@ -410,6 +412,88 @@ export const planRoutes = (deps: ApiDeps) => {
     }),
   ];
 };
+
+const simulationSchema = z.object({
+  tenant_id: z.uuid(),
+  currency: z.string(),
+  period_start: z.string(),
+  period_end: z.string(),
+  current: z.object({ total: decimalText.describe('the period’s usage under the plans actually in force (no adjustments)'), plan_ids: z.array(z.string()) }),
+  results: z.array(
+    z.object({
+      plan: z.object({ id: z.uuid(), name: z.string(), version: z.number().int() }),
+      total: decimalText,
+      total_unrounded: decimalText,
+      saving: decimalText.describe('current total − this total (positive: this plan is cheaper)'),
+      line_items: z.array(z.object({ service: z.string(), meter: z.string(), description: z.string(), quantity: decimalText, billable_quantity: decimalText, unit: z.string(), unit_price: decimalText, amount: decimalText })),
+    }),
+  ),
+});
+
+/** The simulator: the tenant's usage over a period priced under every plan (or the ones named). */
+export const simulateRoute = (deps: ApiDeps) =>
+  route({
+    method: 'post',
+    path: '/pricing/simulate',
+    summary: 'What a tenant’s usage over a period costs under each plan (cheapest first)',
+    description:
+      'Body: tenant_id, and month (YYYY-MM) or period_start/period_end inside one month (default: the open month). plan_ids limits the comparison; by default every active plan of the tenant’s currency it may use. Usage is re-metered under each plan’s own rules; nothing is stored.',
+    tag: 'plans',
+    auth: ['admin', 'tenant'],
+    limit: 'expensive',
+    body: z.strictObject({
+      tenant_id: tenantRef.optional(),
+      month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/).optional(),
+      period_start: instant.optional(),
+      period_end: instant.optional(),
+      plan_ids: z.array(z.uuid()).min(1).max(50).optional(),
+    }),
+    responses: { 200: { description: 'Each plan’s total and lines, and the saving against the plans in force', schema: simulationSchema } },
+    handle: async ({ principal, body }) => {
+      const { db } = deps;
+      const tenant = await requiredTenant(db, principal, body.tenant_id);
+      const bounds = body.month
+        ? monthPeriod(body.month, tenant.timezone)
+        : body.period_start && body.period_end
+          ? { start: new Date(body.period_start), end: new Date(body.period_end) }
+          : body.period_start || body.period_end
+            ? undefined
+            : currentPeriod(deps.now(), tenant.timezone);
+      if (!bounds) throw new ApiError('validation_failed', 'give month, or both period_start and period_end', [{ name: 'body.period_start', reason: 'period_start and period_end go together' }]);
+      const q = visiblePlans(db, principal).where({ currency: tenant.currency, active: true }).where((w) => void w.whereNull('tenant_id').orWhere('tenant_id', tenant.id));
+      if (body.plan_ids) void q.whereIn('id', body.plan_ids);
+      const rows = (await q.orderBy([{ column: 'name' }, { column: 'version' }])) as PlanRow[];
+      if (body.plan_ids && rows.length !== new Set(body.plan_ids).size) {
+        throw new ApiError('validation_failed', 'some plan_ids are unknown, retired, private to another tenant or in another currency', [{ name: 'body.plan_ids', reason: 'not all usable' }]);
+      }
+      const store = new PlanStore(db);
+      const plans = await Promise.all(rows.map((r) => store.plan(r.id)));
+      try {
+        const current = await deps.billing.calculateRange(tenant.id, bounds.start, bounds.end);
+        const simulated = await deps.billing.simulate(tenant.id, bounds, plans);
+        const results = simulated
+          .map(({ plan, bill }) => ({
+            plan: { id: plan.id, name: plan.name, version: plan.version },
+            total: bill.total,
+            total_unrounded: bill.totalUnrounded,
+            saving: new Dec(current.total).minus(bill.total).toFixed(minorUnitDigits(tenant.currency)),
+            line_items: bill.lines.map((l) => ({ service: l.service, meter: l.meter, description: l.description, quantity: l.quantity, billable_quantity: l.billableQuantity, unit: l.unit, unit_price: l.unitPrice, amount: l.amount })),
+          }))
+          .sort((a, b) => new Dec(a.total).comparedTo(b.total) || a.plan.name.localeCompare(b.plan.name));
+        return {
+          tenant_id: tenant.id,
+          currency: tenant.currency,
+          period_start: bounds.start.toISOString(),
+          period_end: bounds.end.toISOString(),
+          current: { total: current.total, plan_ids: [...new Set(current.segments.map((s) => s.plan_id))] },
+          results,
+        };
+      } catch (err) {
+        if (err instanceof BillingServiceError) throw new ApiError(err.reason === 'invalid_period' ? 'validation_failed' : 'conflict', err.message);
+        throw err;
+      }
+    },
+  });
 
 async function currentPlan(db: Knex, tenantId: string, at: Date): Promise<z.infer<typeof currentPlanSchema>> {
   const all = await history(db, tenantId);
