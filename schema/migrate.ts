@@ -9,6 +9,7 @@ import * as aggregate from './migrations/0003_aggregate.js';
 import * as billing from './migrations/0004_billing.js';
 import * as forecast from './migrations/0005_forecast.js';
 import * as tenantDedup from './migrations/0006_tenant_dedup.js';
+import * as invoices from './migrations/0007_invoices.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -22,6 +23,7 @@ const migrations: Record<string, Migration> = {
   '0004_billing': billing,
   '0005_forecast': forecast,
   '0006_tenant_dedup': tenantDedup,
+  '0007_invoices': invoices,
 };
 
 /** Every migration, in the order they apply. */

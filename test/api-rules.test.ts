@@ -120,6 +120,26 @@ describe('REST API rules', function () {
     assert.match(big.text, /4000 bytes/);
   });
 
+  it('taxes the rounded subtotal once and numbers final invoices per tenant, gaplessly', async () => {
+    // 3 invocations at 1.005 each (plan below): lines 3.015 → 3.02 (half-up); tax 20% of 3.02 = 0.604 → 0.60; total 3.62.
+    const t = await tenant({ currency: 'CHF', tax_rate: '0.2', tax_label: 'MWST' });
+    assert.equal(t.tax_rate, '0.2');
+    const plan = await ok('POST', '/pricing/plans', { name: `chf-${t.id}`, currency: 'CHF', price_per_invocation: '1.005' });
+    await ok('PUT', `/tenants/${t.id}/pricing-plan`, { pricing_plan_id: plan.id, effective_from: '2025-01-01T00:00:00Z' });
+    await usage(t.id, '2025-10-05T10:00:00Z', 3);
+    const draft = await ok<{ id: string; number: string | null; subtotal: string; tax_rate: string; tax_amount: string; total: string }>('POST', '/billing/generate', { tenant_id: t.id, month: '2025-10' });
+    assert.deepEqual([draft.number, draft.subtotal, draft.tax_rate, draft.tax_amount, draft.total], [null, '3.02', '0.2', '0.60', '3.62']);
+    const first = await ok<{ number: string; total: string }>('POST', `/bills/${draft.id}/finalize`);
+    assert.equal(first.number, `${String(t.slug).toUpperCase()}-00001`);
+    assert.equal(first.total, '3.62');
+    const next = await ok<{ id: string }>('POST', '/billing/generate', { tenant_id: t.id, month: '2025-11' });
+    const second = await ok<{ number: string }>('POST', `/bills/${next.id}/finalize`);
+    assert.equal(second.number, `${String(t.slug).toUpperCase()}-00002`);
+    const csv = await api.call('GET', `/bills/${draft.id}.csv`);
+    assert.match(csv.text, new RegExp(`invoice_number,${String(t.slug).toUpperCase()}-00001`));
+    assert.match(csv.text, /\r\ntax 20%,(,)*0\.60(,)*\r\ntotal,(,)*3\.62/);
+  });
+
   it('writes one audit entry per ingest request with its counts', async () => {
     const t = await tenant();
     const key = await ok<{ key: string }>('POST', '/api-keys', { name: 'ingest', role: 'ingest', tenant_id: t.id });

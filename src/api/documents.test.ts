@@ -53,6 +53,10 @@ const bill = (lines: PricedLine[], b: Partial<StoredBill> = {}): StoredBill => {
     periodStart: '2025-01-01T05:00:00.000Z',
     periodEnd: '2025-02-01T05:00:00.000Z',
     planId: 'plan-1',
+    number: 'ACME-00001',
+    subtotal: sum((l) => l.amount).toFixed(digits),
+    taxRate: '0',
+    taxAmount: new Dec(0).toFixed(digits),
     total: sum((l) => l.amount).toFixed(digits),
     totalUnrounded: sum((l) => l.amountUnrounded).toFixed(),
     segments: [],
@@ -173,8 +177,14 @@ function readBillCsv(text: string): ParsedCsv {
   };
   const objects = table.map(asObject);
   const total = objects.pop();
-  assert.ok(total);
+  const tax = objects.pop();
+  const subtotal = objects.pop();
+  assert.ok(total && tax && subtotal);
   assert.equal(total.line, 'total', 'the last row is the total row');
+  assert.match(tax.line ?? '', /^tax \d+(\.\d+)?%$/, 'before it, the tax row');
+  assert.equal(subtotal.line, 'subtotal', 'before that, the subtotal row');
+  // total = subtotal + tax, in the currency's digits.
+  assert.ok(new Dec(subtotal.amount ?? '').plus(tax.amount ?? '').eq(total.amount ?? ''), 'total = subtotal + tax');
   return { header: new Map(pairs.map((p) => [p[0] ?? '', p[1] ?? ''])), columns, rows: objects, total };
 }
 

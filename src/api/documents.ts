@@ -99,6 +99,12 @@ interface DocumentView {
   usageAsOf: string;
   creationDate: Date;
   lines: LineView[];
+  /** Invoice number ('' for a draft). */
+  number: string;
+  subtotal: string;
+  /** Tax rate as a percentage text ("20" for 0.2). */
+  taxPercent: string;
+  taxAmount: string;
   total: string;
 }
 
@@ -185,6 +191,10 @@ function documentView({ bill, tenant }: BillDocument): DocumentView {
     usageAsOf: optionalUtc(bill.usageAsOf, 'bill.usageAsOf'),
     creationDate: parseInstant(creation, 'bill creation date').toJSDate(),
     lines: bill.lines.map((l, i) => lineView(l, i, currency)),
+    number: bill.number ?? '',
+    subtotal: money(bill.subtotal, currency, 'bill.subtotal'),
+    taxPercent: new Dec(decimalText(bill.taxRate, 'bill.taxRate')).times(100).toFixed(),
+    taxAmount: money(bill.taxAmount, currency, 'bill.taxAmount'),
     total: money(bill.total, currency, 'bill.total'),
   };
 }
@@ -224,6 +234,7 @@ export function billCsv(doc: BillDocument): string {
   const v = documentView(doc);
   const header: [string, string][] = [
     ['document', text(v.title)],
+    ['invoice_number', text(v.number)],
     ['bill_id', text(v.billId)],
     ['status', v.status],
     ['tenant_name', text(v.tenant.name)],
@@ -241,6 +252,9 @@ export function billCsv(doc: BillDocument): string {
     ['paid_at', v.paidAt],
     ['usage_as_of', v.usageAsOf],
     ['line_count', String(v.lines.length)],
+    ['subtotal', v.subtotal],
+    ['tax_rate_percent', v.taxPercent],
+    ['tax_amount', v.taxAmount],
     ['total', v.total],
   ];
   const rows: string[][] = [['key', 'value'], ...header, [], [...csvLineColumns]];
@@ -261,8 +275,8 @@ export function billCsv(doc: BillDocument): string {
       text(l.adjustsBillId),
     ]);
   }
-  const totalRow = csvLineColumns.map((c): string => (c === 'line' ? 'total' : c === 'amount' ? v.total : ''));
-  rows.push(totalRow);
+  const summaryRow = (label: string, amount: string): string[] => csvLineColumns.map((c): string => (c === 'line' ? label : c === 'amount' ? amount : ''));
+  rows.push(summaryRow('subtotal', v.subtotal), summaryRow(`tax ${v.taxPercent}%`, v.taxAmount), summaryRow('total', v.total));
   return rows.map(record).join('\r\n') + '\r\n';
 }
 
@@ -510,8 +524,10 @@ function renderPdf(pdf: PDFKit.PDFDocument, v: DocumentView): void {
       { onNewPage: tableHeader },
     );
   }
-  const totalCells = columns.map((c) => (c.title === 'Description' ? `Total (${v.currency})` : c.title === 'Amount' ? v.total : ''));
-  w.row(totalCells, { bold: true, onNewPage: tableHeader });
+  const summary = (label: string, amount: string): string[] => columns.map((c) => (c.title === 'Description' ? label : c.title === 'Amount' ? amount : ''));
+  w.row(summary(`Subtotal (${v.currency})`, v.subtotal), { onNewPage: tableHeader });
+  w.row(summary(`Tax ${v.taxPercent}% (${v.currency})`, v.taxAmount), { onNewPage: tableHeader });
+  w.row(summary(`Total (${v.currency})`, v.total), { bold: true, onNewPage: tableHeader });
   w.footers(v.billId);
 }
 

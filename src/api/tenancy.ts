@@ -18,6 +18,8 @@ export const tenantSchema = z.object({
   billing_email: z.string().nullable(),
   currency: z.string(),
   timezone: z.string(),
+  tax_rate: z.string().describe('tax (VAT) rate as a fraction, "0.2" = 20%'),
+  tax_label: z.string(),
   created_at: z.string(),
   updated_at: z.string(),
 });
@@ -30,6 +32,8 @@ interface TenantRow {
   billing_email: string | null;
   currency: string;
   timezone: string;
+  tax_rate: string;
+  tax_label: string;
   created_at: Date;
   updated_at: Date;
 }
@@ -41,6 +45,8 @@ export const tenantOf = (row: TenantRow): Tenant => ({
   billing_email: row.billing_email,
   currency: row.currency.trim(),
   timezone: row.timezone,
+  tax_rate: row.tax_rate.replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, ''),
+  tax_label: row.tax_label,
   created_at: row.created_at.toISOString(),
   updated_at: row.updated_at.toISOString(),
 });

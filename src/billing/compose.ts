@@ -7,12 +7,16 @@
  *   more than one segment a line's description names its plan and span.
  * - Adjustments are computed per segment of the finalized bill (a segment has one set of unit
  *   prices), against the finalized lines plus adjustments already issued on other final bills.
- * - total = sum of every rounded line (usage and adjustments); the unrounded sum is kept beside it.
+ * - subtotal = sum of every rounded line (usage and adjustments); the unrounded sum is kept beside
+ *   it; tax = subtotal × the tenant's rate, rounded half-up once; total = subtotal + tax.
  */
 import {
+  Dec,
   adjustmentLines,
   computeBill,
   minorUnitDigits,
+  plain,
+  roundHalfUp,
   parsePlan,
   sumLineAmounts,
   type AdjustmentLine,
@@ -46,8 +50,15 @@ export interface ComposedBill {
   planId: string;
   segments: StoredSegment[];
   lines: PricedLine[];
-  /** Sum of every rounded line. */
+  /** Sum of every rounded line (usage and adjustments), before tax. */
+  subtotal: string;
+  /** The tenant's tax rate (a fraction, "0.2" = 20%). */
+  taxRate: string;
+  /** subtotal × taxRate, rounded half-up to the minor unit once, on the rounded subtotal. */
+  taxAmount: string;
+  /** subtotal + taxAmount. */
   total: string;
+  /** Sum of the unrounded lines (before tax). */
   totalUnrounded: string;
   /** Sum of the rounded usage lines of the period itself. */
   usageTotal: string;
@@ -160,6 +171,8 @@ export function adjustmentsFor(finalized: FinalizedBill): PricedLine[] {
 export function composeBill(input: {
   tenantId: string;
   currency: string;
+  /** The tenant's tax rate as a fraction; default 0. */
+  taxRate?: string;
   period: { start: Date; end: Date };
   segments: BillSegment[];
   usageLines: PricedLine[];
@@ -169,6 +182,9 @@ export function composeBill(input: {
   if (!last) throw new RangeError(`no plan segment for tenant ${input.tenantId}`);
   const lines = [...input.usageLines, ...input.adjustmentLines];
   const all = sumLineAmounts(lines, input.currency);
+  const taxRate = input.taxRate ?? '0';
+  const taxAmount = roundHalfUp(new Dec(all.total).times(taxRate), input.currency);
+  const digits = minorUnitDigits(input.currency);
   return {
     tenantId: input.tenantId,
     currency: input.currency,
@@ -176,7 +192,10 @@ export function composeBill(input: {
     planId: last.plan.id,
     segments: input.segments.map(toStoredSegment),
     lines,
-    total: all.total,
+    subtotal: all.total,
+    taxRate: plain(new Dec(taxRate)),
+    taxAmount: (taxAmount.isZero() ? new Dec(0) : taxAmount).toFixed(digits),
+    total: new Dec(all.total).plus(taxAmount).toFixed(digits),
     totalUnrounded: all.totalUnrounded,
     usageTotal: sumLineAmounts(input.usageLines, input.currency).total,
     adjustmentsTotal: sumLineAmounts(input.adjustmentLines, input.currency).total,

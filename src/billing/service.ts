@@ -473,6 +473,7 @@ export class Billing {
         const bill = composeBill({
           tenantId,
           currency: t.tenant.currency.trim(),
+          taxRate: t.tenant.tax_rate,
           period: t.period,
           segments,
           usageLines: usageLines(segments, (periodKeys.get(tenantId) ?? []).map((k) => usage.get(k) ?? [])),

@@ -19,6 +19,8 @@ export interface TenantRow {
   currency: string;
   timezone: string;
   created_at: Date;
+  /** Tax (VAT) rate as a fraction, decimal text. */
+  tax_rate: string;
 }
 
 /** A stored bill with its lines. */
@@ -30,6 +32,13 @@ export interface StoredBill {
   periodStart: string;
   periodEnd: string;
   planId: string | null;
+  /** Invoice number (final and paid bills), gapless per tenant. */
+  number: string | null;
+  /** Sum of the rounded lines, before tax. */
+  subtotal: string;
+  taxRate: string;
+  taxAmount: string;
+  /** subtotal + taxAmount. */
   total: string;
   totalUnrounded: string;
   segments: StoredSegment[];
@@ -57,7 +66,7 @@ const uuidText = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$
  */
 const RECONCILE_MARGIN = "interval '1 hour'";
 
-const tenantColumns = ['id', 'slug', 'currency', 'timezone', 'created_at'] as const;
+const tenantColumns = ['id', 'slug', 'currency', 'timezone', 'created_at', 'tax_rate'] as const;
 
 /** Tenants by id or slug; `unknown` lists the references that match none. */
 export async function findTenants(db: Knex, refs: readonly string[]): Promise<{ tenants: TenantRow[]; unknown: string[] }> {
@@ -279,6 +288,10 @@ interface BillRow {
   plan_id: string | null;
   total_amount: string;
   total_unrounded: string;
+  subtotal: string;
+  tax_rate: string;
+  tax_amount: string;
+  number: string | null;
   segments: StoredSegment[];
   usage_as_of: Date | null;
   finalized_at: Date | null;
@@ -304,6 +317,10 @@ export async function loadBills(db: Knex, ids: readonly string[]): Promise<Store
         periodStart: r.period_start.toISOString(),
         periodEnd: r.period_end.toISOString(),
         planId: r.plan_id,
+        number: r.number,
+        subtotal: new Dec(r.subtotal).toFixed(minorUnitDigits(currency)),
+        taxRate: canonical(r.tax_rate),
+        taxAmount: new Dec(r.tax_amount).toFixed(minorUnitDigits(currency)),
         total: new Dec(r.total_amount).toFixed(minorUnitDigits(currency)),
         totalUnrounded: canonical(r.total_unrounded),
         segments: r.segments,
@@ -333,14 +350,16 @@ export async function saveBills(trx: Knex.Transaction, bills: readonly ComposedB
   if (bills.length === 0) return new Map();
   // Columns as arrays (unnest), as for the lines below.
   const { rows: upserted } = await trx.raw<{ rows: { id: string; tenant_id: string }[] }>(
-    `INSERT INTO bills (tenant_id, plan_id, period_start, period_end, total_amount, total_unrounded, currency, status, segments, usage_as_of)
-     SELECT tenant_id, plan_id, period_start, period_end, total, total_unrounded, currency, 'draft', segments::jsonb, now()
-       FROM unnest(?::uuid[], ?::uuid[], ?::timestamptz[], ?::timestamptz[], ?::numeric[], ?::numeric[], ?::text[], ?::text[])
-         AS b(tenant_id, plan_id, period_start, period_end, total, total_unrounded, currency, segments)
+    `INSERT INTO bills (tenant_id, plan_id, period_start, period_end, total_amount, total_unrounded, currency, status, segments, usage_as_of,
+                        subtotal, tax_rate, tax_amount)
+     SELECT tenant_id, plan_id, period_start, period_end, total, total_unrounded, currency, 'draft', segments::jsonb, now(), subtotal, tax_rate, tax_amount
+       FROM unnest(?::uuid[], ?::uuid[], ?::timestamptz[], ?::timestamptz[], ?::numeric[], ?::numeric[], ?::text[], ?::text[], ?::numeric[], ?::numeric[], ?::numeric[])
+         AS b(tenant_id, plan_id, period_start, period_end, total, total_unrounded, currency, segments, subtotal, tax_rate, tax_amount)
      ON CONFLICT (tenant_id, period_start) DO UPDATE
         SET plan_id = EXCLUDED.plan_id, period_end = EXCLUDED.period_end, total_amount = EXCLUDED.total_amount,
             total_unrounded = EXCLUDED.total_unrounded, currency = EXCLUDED.currency, segments = EXCLUDED.segments,
-            usage_as_of = EXCLUDED.usage_as_of, updated_at = now()
+            usage_as_of = EXCLUDED.usage_as_of, subtotal = EXCLUDED.subtotal, tax_rate = EXCLUDED.tax_rate,
+            tax_amount = EXCLUDED.tax_amount, updated_at = now()
       WHERE bills.status = 'draft'
      RETURNING id, tenant_id`,
     [
@@ -352,6 +371,9 @@ export async function saveBills(trx: Knex.Transaction, bills: readonly ComposedB
       bills.map((b) => b.totalUnrounded),
       bills.map((b) => b.currency),
       bills.map((b) => JSON.stringify(b.segments)),
+      bills.map((b) => b.subtotal),
+      bills.map((b) => b.taxRate),
+      bills.map((b) => b.taxAmount),
     ],
   );
   const ids = new Map(upserted.map((r) => [r.tenant_id, r.id]));
@@ -395,10 +417,24 @@ export async function saveBills(trx: Knex.Transaction, bills: readonly ComposedB
     ],
   );
   if (finalize) {
-    await trx('bills')
-      .whereIn('id', [...ids.values()])
-      .where('status', 'draft')
-      .update({ status: 'final', finalized_at: trx.fn.now(), updated_at: trx.fn.now() });
+    // Invoice numbers, gapless per tenant in finalization order: the caller holds each tenant's
+    // billing lock (lockTenants), so counting the tenant's numbered bills cannot race.
+    await trx.raw(
+      `WITH todo AS (
+         SELECT b.id, b.tenant_id, t.slug, row_number() OVER (PARTITION BY b.tenant_id ORDER BY b.period_start) AS k
+           FROM bills b JOIN tenants t ON t.id = b.tenant_id
+          WHERE b.id = ANY(?::uuid[]) AND b.status = 'draft'
+       ),
+       issued AS (
+         SELECT tenant_id, count(*) AS n FROM bills WHERE number IS NOT NULL AND tenant_id IN (SELECT tenant_id FROM todo) GROUP BY tenant_id
+       )
+       UPDATE bills b
+          SET status = 'final', finalized_at = now(), updated_at = now(),
+              number = upper(todo.slug) || '-' || lpad((coalesce(issued.n, 0) + todo.k)::text, 5, '0')
+         FROM todo LEFT JOIN issued ON issued.tenant_id = todo.tenant_id
+        WHERE b.id = todo.id`,
+      [[...ids.values()]],
+    );
   }
   return ids;
 }

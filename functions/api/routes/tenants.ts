@@ -13,12 +13,18 @@ const timezone = z.string().refine((z) => IANAZone.isValidZone(z), { message: 'm
 const currency = z.string().refine(isCurrencyCode, { message: 'must be an upper-case ISO 4217 code such as "USD", "RUB" or "JPY"' });
 const slug = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'letters, digits, ".", "_" and "-", starting with a letter or digit, at most 128');
 
+const taxRate = z
+  .string()
+  .regex(/^(0(\.\d{1,6})?|1(\.0{1,6})?)$/, 'a fraction between 0 and 1 with at most 6 decimals, e.g. "0.2" for 20%')
+  .describe('tax (VAT) rate applied on the rounded subtotal of each bill');
 const createBody = z.strictObject({
   slug: slug.describe('short unique name used in usage events (tenant_id) and URLs'),
   name: z.string().trim().min(1).max(255),
   billing_email: z.email().max(255).nullish(),
   currency: currency.default('USD'),
   timezone: timezone.default('UTC'),
+  tax_rate: taxRate.default('0'),
+  tax_label: z.string().trim().min(1).max(50).default('VAT'),
 });
 const updateBody = z
   .strictObject({
@@ -26,6 +32,8 @@ const updateBody = z
     billing_email: z.email().max(255).nullable(),
     currency,
     timezone,
+    tax_rate: taxRate,
+    tax_label: z.string().trim().min(1).max(50),
   })
   .partial();
 
@@ -60,7 +68,7 @@ export const tenantRoutes = (deps: ApiDeps) => {
   };
   const updateSpec = {
     path: '/tenants/:id',
-    summary: 'Update a tenant (name, billing e-mail; time zone and currency only before its first bill)',
+    summary: 'Update a tenant (name, billing e-mail, tax rate for bills computed from now on; time zone and currency only before its first bill)',
     description: 'A time zone change applies to windows and periods aggregated and billed from then on.',
     tag: 'tenants',
     auth: ['admin'] as const,
@@ -80,7 +88,7 @@ export const tenantRoutes = (deps: ApiDeps) => {
       handle: async ({ principal, body }) =>
         db.transaction(async (trx) => {
           const [row] = (await trx('tenants')
-            .insert({ slug: body.slug, name: body.name, billing_email: body.billing_email ?? null, currency: body.currency, timezone: body.timezone })
+            .insert({ slug: body.slug, name: body.name, billing_email: body.billing_email ?? null, currency: body.currency, timezone: body.timezone, tax_rate: body.tax_rate, tax_label: body.tax_label })
             .onConflict('slug')
             .ignore()
             .returning('*')) as Row[];

@@ -384,7 +384,9 @@ describe('pricing schedule: time-of-day and day-of-week multipliers', () => {
     });
   });
 
-  describe('properties', () => {
+  describe('properties', function () {
+    // Generous: the run command has no config, so mocha's default 2 s would apply on a slow machine.
+    this.timeout(120_000);
     const zones = ['UTC', 'Europe/Berlin', 'America/New_York', 'Asia/Kolkata', 'Asia/Kathmandu', 'Australia/Lord_Howe', 'America/Havana', 'Pacific/Chatham'];
     /** Times of day on a 10-minute grid, biased to the DST hours, and any minute. */
     const hhmm = (max: number) =>
@@ -461,7 +463,7 @@ describe('pricing schedule: time-of-day and day-of-week multipliers', () => {
             assert.ok(new Dec(p.quantity).sd() <= 64, 'at most 64 significant digits');
             // |v − q·d/D| · D < n·unit·D, compared exactly (integers times decimals).
             const err = v.times(len).minus(q.times(lengthMs(p))).abs();
-            assert.ok(err.lt(unit.times(len).times(parts.length)), `part ${i} = ${p.quantity} is close to its share`);
+            assert.ok(err.isZero() || err.lt(unit.times(len).times(parts.length)), `part ${i} = ${p.quantity} is close to its share`);
           });
         }),
         { numRuns: 300 },

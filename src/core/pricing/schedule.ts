@@ -282,7 +282,7 @@ function compile(schedule: Schedule): CompiledSchedule {
 const compiledFrozen = new WeakMap<object, CompiledSchedule>();
 
 /** Validates (unless frozen and seen before) and compiles; throws {@link ScheduleValidationError}. */
-function compiled(schedule: Schedule): CompiledSchedule {
+function compiled(schedule: Readonly<Schedule>): CompiledSchedule {
   const cached = compiledFrozen.get(schedule);
   if (cached) return cached;
   const parsed = parseSchedule(schedule);
@@ -341,7 +341,7 @@ function epochMs(d: Date, what: string): number {
 }
 
 /** The multiplier and label in force at `instant` in `timeZone` (first matching rule, else "1"). */
-export function multiplierAt(schedule: Schedule, timeZone: string, instant: Date): { multiplier: string; label: string | null } {
+export function multiplierAt(schedule: Readonly<Schedule>, timeZone: string, instant: Date): { multiplier: string; label: string | null } {
   const c = compiled(schedule);
   const zone = zoneOf(timeZone);
   const t = epochMs(instant, 'instant');
@@ -355,7 +355,7 @@ export function multiplierAt(schedule: Schedule, timeZone: string, instant: Date
  * `start` = `end`. Cuts fall at local rule boundaries and local midnights as they occur on the
  * tenant's clock, including across DST changes (see the module comment).
  */
-export function splitBySchedule(schedule: Schedule, timeZone: string, start: Date, end: Date): SchedulePiece[] {
+export function splitBySchedule(schedule: Readonly<Schedule>, timeZone: string, start: Date, end: Date): SchedulePiece[] {
   const c = compiled(schedule);
   const zone = zoneOf(timeZone);
   const startMs = epochMs(start, 'start');
@@ -365,16 +365,21 @@ export function splitBySchedule(schedule: Schedule, timeZone: string, start: Dat
   if (c.rules.length === 0) return [{ start: new Date(startMs), end: new Date(endMs), ...NO_RULE }];
 
   const out: { start: number; end: number; multiplier: string; label: string | null }[] = [];
+  let offset = offsetAt(zone, startMs); // the offset in force at t
   for (let t = startMs; t < endMs; ) {
-    const offset = offsetAt(zone, t);
     const local = t + offset;
     const tod = local - Math.floor(local / DAY) * DAY;
     const rule = match(c, local);
     // The next rule boundary or local midnight on the clock of this offset (at most a day ahead).
     const nextCut = c.boundaries.find((b) => b > tod) ?? DAY;
     let next = Math.min(t + (nextCut - tod), endMs);
-    // A change of offset before then cuts the piece instead (at most one within a day).
-    if (offsetAt(zone, next - 1) !== offset) next = firstWhere(t, next - 1, (x) => offsetAt(zone, x) !== offset);
+    // A change of offset in (t, next] (at most one within a day) cuts the piece there instead.
+    const offsetAtNext = offsetAt(zone, next);
+    if (offsetAtNext !== offset) {
+      const from = offset;
+      next = firstWhere(t, next, (x) => offsetAt(zone, x) !== from);
+      offset = offsetAt(zone, next);
+    }
     const multiplier = rule ? rule.multiplier : NO_RULE.multiplier;
     const label = rule ? rule.label : NO_RULE.label;
     const last = out[out.length - 1];
