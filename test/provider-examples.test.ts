@@ -1,0 +1,142 @@
+/**
+ * Worked examples from providers' pricing pages, reproduced through our pipeline: usage events
+ * stored in usage_raw (as save writes them), aggregated by the aggregate stage (per-invocation
+ * metering rules), and billed by the billing service under a plan that states the provider's
+ * prices, free tier and rules. Every total to the cent.
+ *
+ * AWS Lambda (x86, US East): 512 MB allocated, 3,000,000 invocations of 1 s in a month.
+ *   compute  3,000,000 × 1 s × 0.5 GB = 1,500,000 GB-s − 400,000 free = 1,100,000 GB-s
+ *            × $0.0000166667 = $18.33337 → $18.33
+ *   requests 3,000,000 − 1,000,000 free = 2,000,000 × $0.20 per million = $0.40
+ *   total    $18.73
+ * Azure Functions (Consumption): observed memory rounded UP to a multiple of 128 MB, at least
+ * 100 ms per execution; 3,000,000 executions of 1 s observed at 500 MB (→ 512 MB).
+ *   resource 1,500,000 GB-s − 400,000 free = 1,100,000 GB-s × $0.000016 = $17.60
+ *   executions 2,000,000 × $0.20 per million = $0.40
+ *   total    $18.00
+ * Azure's minimum: 2,000,000 executions of 50 ms at 100 MB (→ 128 MB, billed 100 ms each).
+ *   resource 2,000,000 × 0.1 s × 0.125 GB = 25,000 GB-s, all within the 400,000 free → $0
+ *   executions 1,000,000 billable × $0.20 per million = $0.20
+ */
+import assert from 'node:assert/strict';
+import type { Knex } from 'knex';
+import { Billing, type PricedLine } from '../src/billing/index.js';
+import { assignPlan, createPlan, createService, createTenant } from '../src/billing/testing.js';
+import { createLogger } from '../src/runtime/logger.js';
+import { Aggregator } from '../src/stages/aggregate.js';
+import { freshDatabase, type TestDatabase } from './support/db.js';
+
+const MONTH = '2025-10';
+
+/** `events` events of `perEvent` invocations each, spread over October 2025, as save stores them. */
+async function insertEvents(
+  db: Knex,
+  ids: { tenantId: string; serviceId: string; revisionId: string },
+  e: { events: number; perEvent: number; durationMsEach: number; memoryMb: number; source: string },
+): Promise<void> {
+  await db.raw(
+    `INSERT INTO usage_raw (time, tenant_id, service_id, revision_id, source, event_id, invocations, duration_ms, memory_mb, cpu_ms)
+     SELECT timestamptz '2025-10-01 00:00:00+00' + (interval '30 days') * (g::float8 / ?), ?, ?, ?, ?, g::text, ?, ?, ?, 0
+       FROM generate_series(0, ? - 1) AS g`,
+    [e.events, ids.tenantId, ids.serviceId, ids.revisionId, e.source, e.perEvent, e.perEvent * e.durationMsEach, e.memoryMb, e.events],
+  );
+}
+
+describe('provider pricing examples, end to end (usage → aggregate → bill)', function () {
+  this.timeout(120_000);
+  let t: TestDatabase;
+  let billing: Billing;
+  let aggregator: Aggregator;
+
+  before(async () => {
+    t = await freshDatabase();
+    billing = new Billing({ db: t.db, now: () => new Date('2025-11-10T00:00:00Z') });
+    aggregator = new Aggregator({ db: t.db, logger: createLogger('test', 'silent'), batchBuckets: 2000, timeBudgetMs: 60_000 });
+  });
+  after(() => t.drop());
+
+  const aggregateAll = async (): Promise<void> => {
+    for (let i = 0; i < 20; i++) if (!(await aggregator.run()).more) return;
+    assert.fail('aggregation did not finish');
+  };
+  const line = (lines: readonly PricedLine[], meter: string): PricedLine => {
+    const found = lines.filter((l) => l.meter === meter);
+    assert.equal(found.length, 1, `one ${meter} line`);
+    const [only] = found;
+    assert.ok(only);
+    return only;
+  };
+
+  it('AWS Lambda: 512 MB × 3M invocations × 1 s = $18.73 (compute $18.33, requests $0.40)', async () => {
+    const tenantId = await createTenant(t.db, { slug: 'aws-example' });
+    const planId = await createPlan(t.db, {
+      name: 'aws-lambda-x86-us-east-1',
+      currency: 'USD',
+      price_per_gb_s: '0.0000166667',
+      price_per_invocation: '0.0000002',
+      free_tier_gb_s: '400000',
+      free_tier_invocations: '1000000',
+      rules: { duration_granularity_ms: 1, billed_memory: 'allocated' },
+    });
+    await assignPlan(t.db, tenantId, planId, '2025-01-01T00:00:00Z');
+    const ids = await createService(t.db, tenantId, 'fn', 512);
+    // Observed memory is lower than the allocation; Lambda bills the allocation.
+    await insertEvents(t.db, { tenantId, ...ids }, { events: 3000, perEvent: 1000, durationMsEach: 1000, memoryMb: 300, source: '/aws' });
+    await aggregateAll();
+    const bill = await billing.calculate(tenantId, { month: MONTH });
+    const compute = line(bill.lines, 'compute');
+    assert.equal(compute.gbS?.quantity, '1500000');
+    assert.equal(compute.gbS?.billableQuantity, '1100000');
+    assert.equal(compute.amount, '18.33');
+    const requests = line(bill.lines, 'invocations');
+    assert.deepEqual([requests.quantity, requests.freeQuantity, requests.billableQuantity, requests.amount], ['3000000', '1000000', '2000000', '0.40']);
+    assert.equal(bill.total, '18.73');
+  });
+
+  it('Azure Functions: 3M executions × 1 s observed at 500 MB (rounded up to 512 MB) = $18.00', async () => {
+    const tenantId = await createTenant(t.db, { slug: 'azure-example' });
+    const planId = await createPlan(t.db, {
+      name: 'azure-functions-consumption',
+      currency: 'USD',
+      price_per_gb_s: '0.000016',
+      price_per_invocation: '0.0000002',
+      free_tier_gb_s: '400000',
+      free_tier_invocations: '1000000',
+      rules: { memory_step_mb: 128, min_billed_duration_ms: 100, billed_memory: 'observed' },
+    });
+    await assignPlan(t.db, tenantId, planId, '2025-01-01T00:00:00Z');
+    const ids = await createService(t.db, tenantId, 'fn');
+    await insertEvents(t.db, { tenantId, ...ids }, { events: 3000, perEvent: 1000, durationMsEach: 1000, memoryMb: 500, source: '/azure' });
+    await aggregateAll();
+    const bill = await billing.calculate(tenantId, { month: MONTH });
+    const compute = line(bill.lines, 'compute');
+    assert.equal(compute.gbS?.quantity, '1500000');
+    assert.equal(compute.amount, '17.60');
+    assert.equal(line(bill.lines, 'invocations').amount, '0.40');
+    assert.equal(bill.total, '18.00');
+  });
+
+  it('Azure Functions: 50 ms executions are billed as 100 ms at 128 MB (all within the free grant), executions $0.20', async () => {
+    const tenantId = await createTenant(t.db, { slug: 'azure-minimum' });
+    const planId = await createPlan(t.db, {
+      name: 'azure-functions-consumption-2',
+      currency: 'USD',
+      price_per_gb_s: '0.000016',
+      price_per_invocation: '0.0000002',
+      free_tier_gb_s: '400000',
+      free_tier_invocations: '1000000',
+      rules: { memory_step_mb: 128, min_billed_duration_ms: 100, billed_memory: 'observed' },
+    });
+    await assignPlan(t.db, tenantId, planId, '2025-01-01T00:00:00Z');
+    const ids = await createService(t.db, tenantId, 'fn');
+    await insertEvents(t.db, { tenantId, ...ids }, { events: 2000, perEvent: 1000, durationMsEach: 50, memoryMb: 100, source: '/azure-min' });
+    await aggregateAll();
+    const bill = await billing.calculate(tenantId, { month: MONTH });
+    const compute = line(bill.lines, 'compute');
+    assert.equal(compute.gbS?.quantity, '25000');
+    assert.equal(compute.gbS?.freeQuantity, '25000');
+    assert.equal(compute.amount, '0.00');
+    assert.equal(line(bill.lines, 'invocations').amount, '0.20');
+    assert.equal(bill.total, '0.20');
+  });
+});
