@@ -10,6 +10,7 @@ import * as billing from './migrations/0004_billing.js';
 import * as forecast from './migrations/0005_forecast.js';
 import * as tenantDedup from './migrations/0006_tenant_dedup.js';
 import * as invoices from './migrations/0007_invoices.js';
+import * as chargeModels from './migrations/0008_charge_models.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -24,6 +25,7 @@ const migrations: Record<string, Migration> = {
   '0005_forecast': forecast,
   '0006_tenant_dedup': tenantDedup,
   '0007_invoices': invoices,
+  '0008_charge_models': chargeModels,
 };
 
 /** Every migration, in the order they apply. */

@@ -140,6 +140,46 @@ describe('REST API rules', function () {
     assert.match(csv.text, /\r\ntax 20%,(,)*0\.60(,)*\r\ntotal,(,)*3\.62/);
   });
 
+  it('prices a meter by graduated tiers through the API, keeps tier lines apart when read back, and adjusts late usage tier by tier', async () => {
+    const t = await tenant();
+    const plan = await ok<{ id: string; charge_models: Record<string, unknown> }>('POST', '/pricing/plans', {
+      name: `tiered-${t.id}`,
+      currency: 'USD',
+      charge_models: {
+        invocations: {
+          model: 'graduated',
+          tiers: [
+            { from: '0', up_to: '5', unit_price: '1' },
+            { from: '5', up_to: null, unit_price: '0.5' },
+          ],
+        },
+      },
+    });
+    assert.ok(plan.charge_models.invocations);
+    await ok('PUT', `/tenants/${t.id}/pricing-plan`, { pricing_plan_id: plan.id, effective_from: '2025-01-01T00:00:00Z' });
+    await usage(t.id, '2025-10-05T10:00:00Z', 8); // 5 × 1 + 3 × 0.5 = 6.50
+    const draft = await ok<{ id: string; total: string }>('POST', '/billing/generate', { tenant_id: t.id, month: '2025-10' });
+    assert.equal(draft.total, '6.50');
+    await ok('POST', `/bills/${draft.id}/finalize`);
+    const stored = await ok<{ line_items: { service: string; amount: string; service_id: string | null }[] }>('GET', `/bills/${draft.id}`);
+    assert.deepEqual(
+      stored.line_items.filter((l) => l.service.startsWith('*')).map((l) => [l.service, l.amount, l.service_id]),
+      [
+        ['*tier-1', '5.00', null],
+        ['*tier-2', '1.50', null],
+      ],
+    );
+    await usage(t.id, '2025-10-20T10:00:00Z', 4); // late: 12 in October → 5 + 7 × 0.5 = 8.50, owed 2.00 on tier 2
+    const november = await ok<{ line_items: { service: string; amount: string; is_adjustment: boolean }[]; total: string }>('POST', '/billing/calculate', { tenant_id: t.id, month: '2025-11' });
+    assert.deepEqual(
+      november.line_items.filter((l) => l.is_adjustment && l.service.startsWith('*')).map((l) => [l.service, l.amount]),
+      [['*tier-2', '2.00']],
+    );
+    assert.equal(november.total, '2.00');
+    const csv = await api.call('GET', `/bills/${draft.id}.csv`);
+    assert.match(csv.text, /\*tier-2/);
+  });
+
   it('writes one audit entry per ingest request with its counts', async () => {
     const t = await tenant();
     const key = await ok<{ key: string }>('POST', '/api-keys', { name: 'ingest', role: 'ingest', tenant_id: t.id });

@@ -17,6 +17,8 @@ import { planColumns } from '../../src/adapters/plans.js';
 import { parsePlan, seedPlans } from '../../src/core/pricing/index.js';
 
 const WIDE = 'numeric(50,30)';
+
+const withoutChargeModels = ({ charge_models: _models, ...columns }: Record<string, string | number>): Record<string, string | number> => columns;
 const NARROW = 'numeric(38,20)';
 
 const widened: readonly [table: string, column: string][] = [
@@ -42,7 +44,8 @@ export async function up(knex: Knex): Promise<void> {
   for (const input of seedPlans) {
     const plan = parsePlan(input);
     await knex('pricing_plans')
-      .insert({ ...planColumns(plan), default_for_currency: true })
+      // charge_models arrives with migration 0008; the seed plans have none.
+      .insert({ ...withoutChargeModels(planColumns(plan)), default_for_currency: true })
       .onConflict(['name', 'version'])
       .ignore();
   }

@@ -52,6 +52,7 @@ export function planColumns(plan: Plan): Record<string, string | number> {
     free_tier_invocations: plan.free_tier_invocations,
     free_tier_mb_ms: plan.free_tier_mb_ms,
     rules: JSON.stringify(plan.rules),
+    charge_models: JSON.stringify(plan.charge_models),
   };
 }
 

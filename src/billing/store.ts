@@ -233,7 +233,7 @@ function lineQuery(db: Knex) {
     .select(
       'l.bill_id',
       'l.service_id',
-      'sv.name as service',
+      db.raw('coalesce(sv.name, l.service_label) as service'),
       'l.meter',
       'l.description',
       'l.quantity',
@@ -388,14 +388,15 @@ export async function saveBills(trx: Knex.Transaction, bills: readonly ComposedB
   const text = (pick: (l: (typeof lines)[number]) => string | null): string[] => lines.map((l) => pick(l) ?? '');
   await trx.raw(
     `INSERT INTO bill_line_items (bill_id, position, service_id, meter, description, quantity, free_quantity, billable_quantity, unit,
-                                  unit_price, amount_unrounded, amount, is_adjustment, plan_id, segment_start, segment_end, adjusts_bill_id)
+                                  unit_price, amount_unrounded, amount, is_adjustment, plan_id, segment_start, segment_end, adjusts_bill_id,
+                                  service_label)
      SELECT bill_id, position, nullif(service_id, '')::uuid, meter, description, quantity, free_quantity, billable_quantity, unit,
             unit_price, amount_unrounded, amount, is_adjustment, nullif(plan_id, '')::uuid, segment_start, segment_end,
-            nullif(adjusts_bill_id, '')::uuid
+            nullif(adjusts_bill_id, '')::uuid, CASE WHEN service_id = '' THEN nullif(service_label, '') END
        FROM unnest(?::uuid[], ?::int[], ?::text[], ?::text[], ?::text[], ?::numeric[], ?::numeric[], ?::numeric[], ?::text[],
-                   ?::numeric[], ?::numeric[], ?::numeric[], ?::boolean[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::text[])
+                   ?::numeric[], ?::numeric[], ?::numeric[], ?::boolean[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::text[], ?::text[])
          AS l(bill_id, position, service_id, meter, description, quantity, free_quantity, billable_quantity, unit,
-              unit_price, amount_unrounded, amount, is_adjustment, plan_id, segment_start, segment_end, adjusts_bill_id)`,
+              unit_price, amount_unrounded, amount, is_adjustment, plan_id, segment_start, segment_end, adjusts_bill_id, service_label)`,
     [
       text((l) => l.billId),
       lines.map((l) => l.position),
@@ -414,6 +415,7 @@ export async function saveBills(trx: Knex.Transaction, bills: readonly ComposedB
       text((l) => l.line.segmentStart),
       text((l) => l.line.segmentEnd),
       text((l) => l.line.adjustsBillId),
+      text((l) => l.line.service),
     ],
   );
   if (finalize) {

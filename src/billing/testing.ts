@@ -44,7 +44,7 @@ const planColumns = [
 /** Stores a plan (validated by the pricing core) and returns its id. */
 export async function createPlan(db: Knex, input: PlanInput & { name: string }): Promise<string> {
   const plan = parsePlan(input);
-  const row: Record<string, string | number> = { name: input.name, version: plan.version ?? 1, rules: JSON.stringify(plan.rules) };
+  const row: Record<string, string | number> = { name: input.name, version: plan.version ?? 1, rules: JSON.stringify(plan.rules), charge_models: JSON.stringify(plan.charge_models) };
   for (const column of planColumns) row[column] = plan[column];
   const [stored] = await db('pricing_plans').insert(row).returning<{ id: string }[]>('id');
   if (!stored) throw new Error('plan not created');

@@ -39,6 +39,12 @@ const planFields = {
       billed_memory: z.enum(billedMemoryModes).optional(),
     })
     .optional(),
+  charge_models: z
+    .partialRecord(z.enum(['invocations', 'compute', 'cold_starts', 'cpu']), z.unknown())
+    .optional()
+    .describe(
+      'per meter, a charge model instead of the flat price: {"model":"per_unit","unit_price"} | {"model":"graduated"|"volume","tiers":[{"from","up_to","unit_price","flat_fee"}]} | {"model":"package","package_size","package_price"}; compute in MB·ms',
+    ),
 };
 const createBody = z.strictObject({
   ...planFields,
@@ -66,6 +72,7 @@ export const planSchema = z.object({
   free_tier_mb_ms: decimalText,
   free_tier_gb_s: decimalText,
   rules: z.object({ duration_granularity_ms: z.number(), min_billed_duration_ms: z.number(), memory_step_mb: z.number(), billed_memory: z.enum(billedMemoryModes) }),
+  charge_models: z.record(z.string(), z.unknown()),
   active: z.boolean(),
   default_for_currency: z.boolean(),
   created_at: z.string(),
@@ -104,6 +111,7 @@ export function planOut(row: PlanRow): PlanOut {
     free_tier_mb_ms: p.free_tier_mb_ms,
     free_tier_gb_s: p.free_tier_gb_s,
     rules: p.rules,
+    charge_models: p.charge_models,
     active: row.active,
     default_for_currency: row.default_for_currency,
     created_at: row.created_at.toISOString(),

@@ -24,6 +24,7 @@ import type { Decimal } from 'decimal.js';
 import { Dec, MB_MS_PER_GB_S, minorUnitDigits, plain, roundHalfUp } from './money.js';
 import type { Plan, PlanInput } from './plan.js';
 import { parsePlan } from './plan.js';
+import { priceQuantity, type ChargeModel } from './tiers.js';
 
 export const meters = ['invocations', 'compute', 'cold_starts', 'cpu'] as const;
 export type Meter = (typeof meters)[number];
@@ -151,6 +152,7 @@ function makeLine(
   currency: string,
   q: { quantity: Decimal; free: Decimal; billable: Decimal; unitPrice: Decimal; amountUnrounded: Decimal; amount: Decimal },
   description: string,
+  unit: string = def.unit,
 ): BillLine {
   const digits = minorUnitDigits(currency);
   return {
@@ -160,12 +162,61 @@ function makeLine(
     quantity: plain(q.quantity),
     freeQuantity: plain(q.free),
     billableQuantity: plain(q.billable),
-    unit: def.unit,
+    unit,
     unitPrice: plain(q.unitPrice),
     amountUnrounded: plain(q.amountUnrounded),
     amount: (q.amount.isZero() ? new Dec(0) : q.amount).toFixed(digits),
-    ...(def.meter === 'compute' ? { gbS: gbSDisplay(q.quantity, q.free, q.billable, q.unitPrice) } : {}),
+    ...(def.meter === 'compute' && unit === def.unit ? { gbS: gbSDisplay(q.quantity, q.free, q.billable, q.unitPrice) } : {}),
   };
+}
+
+/** The `service` of the tenant-wide lines of a meter priced by a charge model (never a service name: those are Kubernetes names). */
+export const chargeLineService = (tier: number, kind: 'tier' | 'fee'): string => `*${kind === 'fee' ? 'fee' : 'tier'}-${tier + 1}`;
+
+/**
+ * The tenant-wide lines of a meter priced by a charge model: one per tier reached (quantity, that
+ * tier's unit price) or per block count (package), plus one per flat fee; each rounded on its own.
+ */
+function chargeModelLines(def: MeterDefinition, model: ChargeModel, billable: Decimal, currency: string): BillLine[] {
+  const priced = priceQuantity(model, plain(billable));
+  const kind = model.model === 'per_unit' ? 'per unit' : model.model;
+  const out: BillLine[] = [];
+  for (const b of priced.breakdown) {
+    const range = b.upTo === null ? `over ${b.from}` : `${b.from}–${b.upTo}`;
+    const isPackage = b.blocks !== undefined;
+    const quantity = new Dec(isPackage ? (b.blocks ?? '0') : b.quantity);
+    const unitPrice = new Dec(b.unitPrice);
+    if (!quantity.isZero()) {
+      const amountUnrounded = quantity.times(unitPrice);
+      const description = isPackage
+        ? `All services: ${def.label}, ${b.quantity} ${def.unit} in blocks of ${b.packageSize ?? '?'}`
+        : `All services: ${def.label}, ${kind} tier ${b.tier + 1} (${range} ${def.unit})`;
+      out.push(
+        makeLine(
+          def,
+          chargeLineService(b.tier, 'tier'),
+          currency,
+          { quantity, free: new Dec(0), billable: quantity, unitPrice, amountUnrounded, amount: roundHalfUp(amountUnrounded, currency) },
+          description,
+          isPackage ? `block of ${b.packageSize ?? '?'} ${def.unit}` : def.unit,
+        ),
+      );
+    }
+    const fee = new Dec(b.flatFee);
+    if (!fee.isZero()) {
+      out.push(
+        makeLine(
+          def,
+          chargeLineService(b.tier, 'fee'),
+          currency,
+          { quantity: new Dec(1), free: new Dec(0), billable: new Dec(1), unitPrice: fee, amountUnrounded: fee, amount: roundHalfUp(fee, currency) },
+          `All services: ${def.label}, flat fee of tier ${b.tier + 1} (${range} ${def.unit})`,
+          'fee',
+        ),
+      );
+    }
+  }
+  return out;
 }
 
 /** Sums rounded and unrounded line amounts: { total, totalUnrounded } as text. */
@@ -237,6 +288,7 @@ export function computeBill(planInput: Plan | PlanInput, usage: readonly UsageCh
   }
 
   const lines: BillLine[] = [];
+  const modelOf = (def: MeterDefinition): ChargeModel | undefined => plan.charge_models[def.meter];
   for (const service of [...perService.keys()].sort(byCodeUnits)) {
     const s = perService.get(service);
     if (!s) continue;
@@ -244,6 +296,12 @@ export function computeBill(planInput: Plan | PlanInput, usage: readonly UsageCh
       const qty = s.quantity[m] ?? new Dec(0);
       const free = s.free[m] ?? new Dec(0);
       const unitPrice = new Dec(def.unitPrice(plan));
+      // A meter with a charge model: each service's line shows its quantity and free part (no
+      // amount); the tenant-wide tier lines below carry the money.
+      if (modelOf(def) && !qty.isZero()) {
+        lines.push(makeLine(def, service, currency, { quantity: qty, free, billable: qty.minus(free), unitPrice, amountUnrounded: new Dec(0), amount: new Dec(0) }, `${service}: ${def.label} (priced by the tiers below)`));
+        return;
+      }
       if (qty.isZero() || (unitPrice.isZero() && free.isZero())) return;
       const billable = qty.minus(free);
       const amountUnrounded = billable.times(unitPrice);
@@ -252,6 +310,14 @@ export function computeBill(planInput: Plan | PlanInput, usage: readonly UsageCh
       );
     });
   }
+
+  meterDefinitions.forEach((def, m) => {
+    const model = modelOf(def);
+    if (!model) return;
+    let billable = new Dec(0);
+    for (const s of perService.values()) billable = billable.plus((s.quantity[m] ?? new Dec(0)).minus(s.free[m] ?? new Dec(0)));
+    lines.push(...chargeModelLines(def, model, billable, currency));
+  });
 
   return {
     plan: { ...(plan.id ? { id: plan.id } : {}), ...(plan.name ? { name: plan.name } : {}), ...(plan.version ? { version: plan.version } : {}) },
@@ -312,12 +378,12 @@ export function adjustmentLines(
   }
   const empty = (): Side => ({ quantity: new Dec(0), free: new Dec(0), billable: new Dec(0), amountUnrounded: new Dec(0), amount: new Dec(0), unitPrice: undefined });
   const keyOf = (l: BillLine): string => `${l.service}\u0000${l.meter}`;
-  const entries = new Map<string, { service: string; meter: Meter; before: Side; after: Side }>();
+  const entries = new Map<string, { service: string; meter: Meter; unit: string; description: string; before: Side; after: Side }>();
   const add = (l: BillLine, side: 'before' | 'after', what: string): void => {
     if (!meters.includes(l.meter)) throw new RangeError(`${what} has an unknown meter "${String(l.meter)}"`);
     let e = entries.get(keyOf(l));
     if (!e) {
-      e = { service: l.service, meter: l.meter, before: empty(), after: empty() };
+      e = { service: l.service, meter: l.meter, unit: l.unit, description: l.description, before: empty(), after: empty() };
       entries.set(keyOf(l), e);
     }
     const s = e[side];
@@ -358,8 +424,9 @@ export function adjustmentLines(
     if (d.quantity.isZero() && d.free.isZero() && d.billable.isZero() && d.amountUnrounded.isZero() && d.amount.isZero()) continue;
     const def = meterDefinitions.find((m) => m.meter === e.meter);
     if (!def) continue;
+    const what = e.service.startsWith('*') ? e.description : `${e.service}: ${def.label}`;
     out.push({
-      ...makeLine(def, e.service, currency, d, `Adjustment for ${label}: ${e.service}: ${def.label}`),
+      ...makeLine(def, e.service, currency, d, `Adjustment for ${label}: ${what}`, e.unit),
       isAdjustment: true,
       originalPeriod: { start: period.start, end: period.end },
     });

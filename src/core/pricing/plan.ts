@@ -19,6 +19,21 @@
  */
 import { z } from 'zod';
 import { Dec, MB_MS_PER_GB_S, isCurrencyCode, plain } from './money.js';
+import { safeParseChargeModel, type ChargeModel } from './tiers.js';
+
+/** The meters a plan can give a charge model (bill.ts `meters`, repeated here: bill.ts imports this module). */
+const chargeableMeters = ['invocations', 'compute', 'cold_starts', 'cpu'] as const;
+type ChargeableMeter = (typeof chargeableMeters)[number];
+/** A meter's per-unit price field, which a charge model replaces. */
+const unitPriceField: Record<ChargeableMeter, 'price_per_invocation' | 'price_per_mb_ms' | 'price_per_cold_start' | 'price_per_cpu_ms'> = {
+  invocations: 'price_per_invocation',
+  compute: 'price_per_mb_ms',
+  cold_starts: 'price_per_cold_start',
+  cpu: 'price_per_cpu_ms',
+};
+
+/** Charge models by meter (tiers.ts), instead of the meter's flat per-unit price. */
+export type ChargeModels = Partial<Record<ChargeableMeter, ChargeModel>>;
 import type { Decimal } from 'decimal.js';
 
 /** Longest duration granularity / minimum accepted: 15 minutes, the longest FaaS invocation. */
@@ -146,6 +161,12 @@ export const planSchema = z
     free_tier_mb_ms: allowance('free_tier_mb_ms', false).optional(),
     free_tier_gb_s: allowance('free_tier_gb_s', false).optional(),
     rules: planRulesSchema,
+    /**
+     * Per meter, a charge model (per_unit, graduated, volume, package; tiers.ts) priced on the
+     * tenant's total quantity of the meter in the period after free units; the meter's flat price
+     * must then be 0. Compute quantities are in MB·ms.
+     */
+    charge_models: z.record(z.string(), z.unknown()).nullish(),
     // pricing_plans columns the core does not use: accepted so a row parses, then dropped.
     tenant_id: z.unknown().optional(),
     previous_version_id: z.unknown().optional(),
@@ -161,6 +182,29 @@ export const planSchema = z
       if (!r.ok) ctx.issues.push({ code: 'custom', message: r.message, input: p, path: [] });
     }
     if (!compute.ok || !free.ok) return z.NEVER;
+    const chargeModels: ChargeModels = {};
+    for (const [meter, input] of Object.entries(p.charge_models ?? {})) {
+      if (input === undefined || input === null) continue;
+      if (!(chargeableMeters as readonly string[]).includes(meter)) {
+        ctx.issues.push({ code: 'custom', message: `charge_models.${meter}: not a meter (one of ${chargeableMeters.join(', ')})`, input, path: ['charge_models', meter] });
+        continue;
+      }
+      const parsed = safeParseChargeModel(input);
+      if (!parsed.ok) {
+        for (const issue of parsed.error.issues) {
+          ctx.issues.push({ code: 'custom', message: `charge_models.${meter}${issue.path ? `.${issue.path}` : ''}: ${issue.message}`, input, path: ['charge_models', meter] });
+        }
+        continue;
+      }
+      const m = meter as ChargeableMeter;
+      const flat = m === 'compute' ? compute.value.mbMs : p[unitPriceField[m]];
+      if (flat !== undefined && !new Dec(flat).isZero()) {
+        ctx.issues.push({ code: 'custom', message: `charge_models.${meter} replaces ${unitPriceField[m]}${m === 'compute' ? ' (or price_per_gb_s)' : ''}; leave that at 0`, input, path: ['charge_models', meter] });
+        continue;
+      }
+      chargeModels[m] = parsed.model;
+    }
+    if (ctx.issues.length > 0) return z.NEVER;
     const plan: Plan = {
       ...(p.id ? { id: p.id } : {}),
       ...(p.name ? { name: p.name } : {}),
@@ -175,6 +219,7 @@ export const planSchema = z
       free_tier_mb_ms: free.value.mbMs,
       free_tier_gb_s: free.value.gbS,
       rules: p.rules,
+      charge_models: Object.freeze(chargeModels),
     };
     return plan;
   });
@@ -199,6 +244,8 @@ export interface Plan {
   /** free_tier_mb_ms / 1 024 000 (display; exact). */
   free_tier_gb_s: string;
   rules: PlanRules;
+  /** Meters priced by a charge model instead of their flat price (empty: all flat). */
+  charge_models: ChargeModels;
 }
 
 /** What a plan may be written as (the schema's input; prices as decimal strings). */
@@ -216,6 +263,7 @@ export interface PlanInput {
   free_tier_mb_ms?: string | number | bigint;
   free_tier_gb_s?: string | number | bigint;
   rules?: Partial<PlanRules>;
+  charge_models?: Record<string, unknown> | null;
   [column: string]: unknown;
 }
 
