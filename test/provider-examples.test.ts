@@ -21,6 +21,7 @@
 import assert from 'node:assert/strict';
 import type { Knex } from 'knex';
 import { Billing, type PricedLine } from '../src/billing/index.js';
+import { Dec, MB_MS_PER_GB_S, computeBill, parsePlan } from '../src/core/pricing/index.js';
 import { assignPlan, createPlan, createService, createTenant } from '../src/billing/testing.js';
 import { createLogger } from '../src/runtime/logger.js';
 import { Aggregator } from '../src/stages/aggregate.js';
@@ -138,5 +139,35 @@ describe('provider pricing examples, end to end (usage → aggregate → bill)',
     assert.equal(compute.amount, '0.00');
     assert.equal(line(bill.lines, 'invocations').amount, '0.20');
     assert.equal(bill.total, '0.20');
+  });
+
+  it('AWS Lambda compute volume discount as graduated tiers: 20 billion GB-s in a month = $301,667.20', () => {
+    // First 6 billion GB-s at $0.0000166667, next 9 billion at $0.000015, over 15 billion at $0.0000133334:
+    // 6e9 × 0.0000166667 = 100,000.20; 9e9 × 0.000015 = 135,000.00; 5e9 × 0.0000133334 = 66,667.00 → 301,667.20.
+    const perMbMs = (perGbS: string): string => new Dec(perGbS).div(MB_MS_PER_GB_S).toFixed();
+    const mbMs = (gbS: number): string => new Dec(gbS).times(MB_MS_PER_GB_S).toFixed();
+    const plan = parsePlan({
+      name: 'aws-lambda-x86-volume',
+      currency: 'USD',
+      charge_models: {
+        compute: {
+          model: 'graduated',
+          tiers: [
+            { from: '0', up_to: mbMs(6e9), unit_price: perMbMs('0.0000166667') },
+            { from: mbMs(6e9), up_to: mbMs(15e9), unit_price: perMbMs('0.000015') },
+            { from: mbMs(15e9), up_to: null, unit_price: perMbMs('0.0000133334') },
+          ],
+        },
+      },
+    });
+    const bill = computeBill(plan, [{ service: 'fn', start: '2025-10-02T00:00:00Z', invocations: 0, billedMbMs: mbMs(20e9), coldStarts: 0, cpuMs: '0' }], {
+      start: '2025-10-01T00:00:00Z',
+      end: '2025-11-01T00:00:00Z',
+    });
+    assert.deepEqual(
+      bill.lines.filter((l) => l.service.startsWith('*')).map((l) => l.amount),
+      ['100000.20', '135000.00', '66667.00'],
+    );
+    assert.equal(bill.total, '301667.20');
   });
 });
