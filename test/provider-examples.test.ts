@@ -60,6 +60,20 @@ describe('provider pricing examples, end to end (usage → aggregate → bill)',
     for (let i = 0; i < 20; i++) if (!(await aggregator.run()).more) return;
     assert.fail('aggregation did not finish');
   };
+  /** Azure Functions Consumption: $0.000016/GB-s, $0.20 per million, 400,000 GB-s and 1M free; 128 MB steps, 100 ms minimum. */
+  const azureTenant = async (tenantId: string, name: string): Promise<{ serviceId: string; revisionId: string }> => {
+    const planId = await createPlan(t.db, {
+      name,
+      currency: 'USD',
+      price_per_gb_s: '0.000016',
+      price_per_invocation: '0.0000002',
+      free_tier_gb_s: '400000',
+      free_tier_invocations: '1000000',
+      rules: { memory_step_mb: 128, min_billed_duration_ms: 100, billed_memory: 'observed' },
+    });
+    await assignPlan(t.db, tenantId, planId, '2025-01-01T00:00:00Z');
+    return createService(t.db, tenantId, 'fn');
+  };
   const line = (lines: readonly PricedLine[], meter: string): PricedLine => {
     const found = lines.filter((l) => l.meter === meter);
     assert.equal(found.length, 1, `one ${meter} line`);
@@ -96,17 +110,7 @@ describe('provider pricing examples, end to end (usage → aggregate → bill)',
 
   it('Azure Functions: 3M executions × 1 s observed at 500 MB (rounded up to 512 MB) = $18.00', async () => {
     const tenantId = await createTenant(t.db, { slug: 'azure-example' });
-    const planId = await createPlan(t.db, {
-      name: 'azure-functions-consumption',
-      currency: 'USD',
-      price_per_gb_s: '0.000016',
-      price_per_invocation: '0.0000002',
-      free_tier_gb_s: '400000',
-      free_tier_invocations: '1000000',
-      rules: { memory_step_mb: 128, min_billed_duration_ms: 100, billed_memory: 'observed' },
-    });
-    await assignPlan(t.db, tenantId, planId, '2025-01-01T00:00:00Z');
-    const ids = await createService(t.db, tenantId, 'fn');
+    const ids = await azureTenant(tenantId, 'azure-functions-consumption');
     await insertEvents(t.db, { tenantId, ...ids }, { events: 3000, perEvent: 1000, durationMsEach: 1000, memoryMb: 500, source: '/azure' });
     await aggregateAll();
     const bill = await billing.calculate(tenantId, { month: MONTH });
@@ -119,17 +123,7 @@ describe('provider pricing examples, end to end (usage → aggregate → bill)',
 
   it('Azure Functions: 50 ms executions are billed as 100 ms at 128 MB (all within the free grant), executions $0.20', async () => {
     const tenantId = await createTenant(t.db, { slug: 'azure-minimum' });
-    const planId = await createPlan(t.db, {
-      name: 'azure-functions-consumption-2',
-      currency: 'USD',
-      price_per_gb_s: '0.000016',
-      price_per_invocation: '0.0000002',
-      free_tier_gb_s: '400000',
-      free_tier_invocations: '1000000',
-      rules: { memory_step_mb: 128, min_billed_duration_ms: 100, billed_memory: 'observed' },
-    });
-    await assignPlan(t.db, tenantId, planId, '2025-01-01T00:00:00Z');
-    const ids = await createService(t.db, tenantId, 'fn');
+    const ids = await azureTenant(tenantId, 'azure-functions-consumption-2');
     await insertEvents(t.db, { tenantId, ...ids }, { events: 2000, perEvent: 1000, durationMsEach: 50, memoryMb: 100, source: '/azure-min' });
     await aggregateAll();
     const bill = await billing.calculate(tenantId, { month: MONTH });
