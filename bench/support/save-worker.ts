@@ -108,6 +108,7 @@ async function main(): Promise<void> {
     timeBudgetMs: config.SAVE_TIME_BUDGET_MS,
     claimIdleMs: config.SAVE_CLAIM_IDLE_MS,
     deadLetters: (letters) => recordDeadLetters(db, letters),
+    prefetch: true, // as functions/save does on Redis
   });
   await store.ping();
   await buffer.stats(); // creates the consumer group before the bench starts the clock

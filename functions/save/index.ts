@@ -30,6 +30,7 @@ export const createSave: FunctionFactory = (config, logger) => {
     timeBudgetMs: config.SAVE_TIME_BUDGET_MS,
     claimIdleMs: config.SAVE_CLAIM_IDLE_MS,
     deadLetters: (letters) => recordDeadLetters(db, letters),
+    prefetch: Boolean(config.REDIS_URL), // a Redis stream serves reads beside the write
   });
   return Promise.resolve({
     metrics,

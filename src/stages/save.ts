@@ -29,6 +29,12 @@ export interface SaveOptions {
   claimIdleMs: number;
   /** Writes dead letters (committed when it resolves): where unreadable buffer records go. */
   deadLetters: (letters: DeadLetter[]) => Promise<number>;
+  /**
+   * Read the next batch while the current one is being stored, so reading and decoding overlap
+   * the database's work. Only for a buffer that serves concurrent calls on its own connection
+   * (Redis); the queue table shares the database the batch is being written to.
+   */
+  prefetch?: boolean;
 }
 
 const minIso = (a: string | null, b: string | null): string | null => (a === null ? b : b === null || a <= b ? a : b);
@@ -73,11 +79,24 @@ export class Saver {
     const deadline = Date.now() + timeBudgetMs;
     const totals = new DrainTotals();
     let entries = await this.withBuffer(() => buffer.claimStale(consumer, claimIdleMs, batchEntries));
+    // A prefetched batch is only read, never acknowledged before its own commit: if anything
+    // fails meanwhile, its entries stay pending and are claimed like a crashed consumer's.
+    let next: Promise<BufferEntry[]> | undefined;
     while (Date.now() < deadline) {
-      if (entries.length === 0) entries = await this.readBatch();
+      if (entries.length === 0) entries = next ? await next : await this.readBatch();
+      next = undefined;
       if (entries.length === 0) break;
+      if (this.options.prefetch) {
+        next = this.readBatch();
+        next.catch(() => undefined); // observed when awaited; never an unhandled rejection
+      }
       await this.saveBatch(entries, totals);
       entries = [];
+    }
+    // Entries read ahead are stored even past the deadline (one batch), not left pending.
+    if (next) {
+      const rest = await next;
+      if (rest.length > 0) await this.saveBatch(rest, totals);
     }
     return totals.toEventData();
   }
