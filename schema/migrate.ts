@@ -11,6 +11,7 @@ import * as forecast from './migrations/0005_forecast.js';
 import * as tenantDedup from './migrations/0006_tenant_dedup.js';
 import * as invoices from './migrations/0007_invoices.js';
 import * as chargeModels from './migrations/0008_charge_models.js';
+import * as budgets from './migrations/0009_budgets.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -26,6 +27,7 @@ const migrations: Record<string, Migration> = {
   '0006_tenant_dedup': tenantDedup,
   '0007_invoices': invoices,
   '0008_charge_models': chargeModels,
+  '0009_budgets': budgets,
 };
 
 /** Every migration, in the order they apply. */

@@ -18,6 +18,8 @@ const expectedTables = [
   'audit_log',
   'bill_line_items',
   'bills',
+  'budget_alerts',
+  'budgets',
   'buffer_entries',
   'dead_letters',
   'ml_predictions',

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { CloudEvent } from 'cloudevents';
-import { EventType, billGeneratedData, eventSource } from '../../src/contract/events.js';
+import { EventType, billGeneratedData, budgetExceededData, eventSource } from '../../src/contract/events.js';
 import { pingEventType, pingSourceSource } from '../../src/contract/routing.js';
 import { assignPlan, createPlan, createService, createTenant, insertHours } from '../../src/billing/testing.js';
 import { freshDatabase, viaPort, type TestDatabase } from '../../test/support/db.js';
@@ -147,6 +147,34 @@ describe('price function', function () {
     assert.deepEqual(reply.json, { updated: 1, failed: [] });
     const row = (await t.db('tenant_running_costs').where({ tenant_id: tenantId }).first()) as { total: string; period_start: Date };
     assert.deepEqual([row.total, row.period_start.toISOString()], ['0.4000', '2026-11-01T00:00:00.000Z']);
+  });
+
+  it('usage.aggregated announces each budget threshold crossed once per period (faasbilling.budget.exceeded.v1)', async () => {
+    const tenantId = await createTenant(t.db, { slug: 'budgeted' });
+    const service = await createService(t.db, tenantId, 'api');
+    const usd = (await t.db('pricing_plans').where({ name: 'standard-usd' }).first()) as { id: string };
+    await t.db('budgets').insert({ tenant_id: tenantId, amount: '0.50', thresholds: [50, 80, 100] });
+    // 3 000 000 invocations → 0.40 = 80% of 0.50: thresholds 50 and 80 are crossed.
+    await insertHours(t.db, [{ tenantId, ...service, start: '2026-11-01T03:00:00Z', invocations: 3_000_000, billedMbMs: '0', planId: usd.id }]);
+    const first = await postStructured(fn.url, aggregatedEvent([tenantId]));
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.headers.get('ce-type'), EventType.budgetExceeded);
+    const data = budgetExceededData.parse(first.json);
+    assert.deepEqual(
+      data.alerts.map((a) => [a.threshold, a.amount, a.limit, a.currency, a.period_start]),
+      [
+        [50, '0.40', '0.50', 'USD', '2026-11-01T00:00:00.000Z'],
+        [80, '0.40', '0.50', 'USD', '2026-11-01T00:00:00.000Z'],
+      ],
+    );
+    // The same figures again: nothing new to announce.
+    const again = await postStructured(fn.url, aggregatedEvent([tenantId]));
+    assert.deepEqual(again.json, { updated: 1, failed: [] });
+    // More usage (0.60 = 120%): only 100 is new.
+    await insertHours(t.db, [{ tenantId, ...service, start: '2026-11-01T04:00:00Z', invocations: 1_000_000, billedMbMs: '0', planId: usd.id }]);
+    const third = await postStructured(fn.url, aggregatedEvent([tenantId]));
+    assert.deepEqual(budgetExceededData.parse(third.json).alerts.map((a) => [a.threshold, a.amount]), [[100, '0.60']]);
+    assert.equal(Number((await t.db('budget_alerts').where({ tenant_id: tenantId }).count<{ n: string }[]>({ n: '*' }))[0]?.n), 3);
   });
 
   it('answers bad input with 422 problems and never crashes', async () => {

@@ -21,6 +21,7 @@ import { PlanStore, type StoredPlan } from '../adapters/plans.js';
 import type { Db } from '../adapters/postgres.js';
 import type { WindowBounds } from '../core/windows/index.js';
 import type { Logger } from '../runtime/logger.js';
+import type { BudgetAlert } from '../contract/events.js';
 import { adjustmentsFor, composeBill, usageLines, type ComposedBill } from './compose.js';
 import { BillingServiceError, type BillingFailure } from './errors.js';
 import { currentPeriod, previousPeriod, resolvePeriod, type PeriodRef } from './periods.js';
@@ -37,6 +38,7 @@ import {
   lockTenants,
   ownLines,
   saveBills,
+  recordBudgetAlerts,
   saveRunningCosts,
   setPaid,
   type BillHead,
@@ -102,6 +104,8 @@ export interface RunningCostResult {
   updated: number;
   failed: BillingFailureReport[];
   unknown: string[];
+  /** Budget thresholds crossed for the first time in their period by this update. */
+  alerts: BudgetAlert[];
 }
 
 interface Target {
@@ -375,7 +379,7 @@ export class Billing {
   async updateRunningCost(tenantRefs: readonly string[]): Promise<RunningCostResult> {
     const now = this.now();
     const { tenants, unknown } = await findTenants(this.db, tenantRefs);
-    const result: RunningCostResult = { updated: 0, failed: [], unknown };
+    const result: RunningCostResult = { updated: 0, failed: [], unknown, alerts: [] };
     for (const batch of chunk(tenants, this.batchTenants)) {
       const computed = await this.computeMany(
         this.db,
@@ -384,6 +388,7 @@ export class Billing {
       const bills = computed.flatMap((c) => ('bill' in c ? [c.bill] : []));
       result.failed.push(...computed.flatMap((c) => ('failure' in c ? [c.failure] : [])));
       await saveRunningCosts(this.db, bills);
+      result.alerts.push(...(await recordBudgetAlerts(this.db, bills)));
       result.updated += bills.length;
     }
     for (const f of result.failed) this.logger?.error({ tenant: f.tenantId, reason: f.reason }, `running cost not updated: ${f.message}`);

@@ -57,13 +57,22 @@ export const billGeneratedData = z.object({
   period_start: isoTime,
   period_end: isoTime,
 });
-export const budgetExceededData = z.object({
+/** One threshold of a tenant's monthly budget crossed by its month-to-date cost. */
+export const budgetAlert = z.object({
   tenant_id: z.string(),
   budget_id: z.string(),
+  /** Percent of the budget. */
+  threshold: z.number().int(),
+  /** Month-to-date cost when it was crossed. */
   amount: decimalString,
+  /** The budget. */
   limit: decimalString,
   currency: z.string().length(3),
+  period_start: isoTime,
 });
+/** The thresholds newly crossed by one running-cost update (each alert happens once per period). */
+export const budgetExceededData = z.object({ alerts: z.array(budgetAlert).min(1) });
+export type BudgetAlert = z.infer<typeof budgetAlert>;
 export const forecastTickData = z
   .object({ horizons: z.array(z.enum(['1h', '1d', '1w', '30d', 'month_end'])).optional() })
   .strict();

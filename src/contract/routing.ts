@@ -62,7 +62,7 @@ export const routing = {
       { via: 'trigger', type: EventType.billingClose },
       { via: 'trigger', type: pingEventType, pingSource: 'billing-close-tick' },
     ],
-    emits: [EventType.billGenerated],
+    emits: [EventType.billGenerated, EventType.budgetExceeded],
   },
   forecast: {
     consumes: [

@@ -20,7 +20,7 @@ import type { z } from 'zod';
 import type { Billing, BillSummary, CloseOptions } from '../billing/index.js';
 import { BillingServiceError, monthLabelOf } from '../billing/index.js';
 import { nextMonthLabel } from '../billing/periods.js';
-import { EventType, billGeneratedData, billingCloseData, eventSource, usageAggregatedData, type BillingCloseData } from '../contract/events.js';
+import { EventType, billGeneratedData, billingCloseData, budgetExceededData, eventSource, usageAggregatedData, type BillingCloseData } from '../contract/events.js';
 import { BillingError } from '../contract/problem.js';
 import { Dec, formatAmount } from '../core/pricing/index.js';
 import { pingEventType } from '../contract/routing.js';
@@ -39,6 +39,7 @@ export function createPriceMetrics(registry: Registry) {
       registers,
     }),
     runningCosts: new Counter({ name: 'faasbilling_running_costs_updated_total', help: 'Month-to-date running costs rewritten', registers }),
+    budgetAlerts: new Counter({ name: 'faasbilling_budget_alerts_total', help: 'Budget thresholds crossed (each once per tenant, period and threshold)', registers }),
     seconds: new Histogram({
       name: 'faasbilling_price_seconds',
       help: 'Time of one price operation, by operation',
@@ -143,6 +144,11 @@ export class PriceStage {
         'invalid_event',
         `unknown tenants ${result.unknown.map((t) => JSON.stringify(t)).join(', ')}; the running cost of the ${result.updated} other tenants was updated`,
       );
+    }
+    // Budget thresholds crossed for the first time this period are the reply (once each).
+    if (result.alerts.length > 0) {
+      metrics.budgetAlerts.inc(result.alerts.length);
+      return new CloudEvent({ type: EventType.budgetExceeded, source: eventSource('price'), data: budgetExceededData.parse({ alerts: result.alerts }) });
     }
     return json({ updated: result.updated, failed: result.failed });
   }

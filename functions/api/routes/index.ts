@@ -11,6 +11,7 @@ import type { Collector } from '../../../src/stages/collect.js';
 import type { Forecaster } from '../../../src/stages/forecast.js';
 import { adminRoutes } from './admin.js';
 import { billingRoutes } from './billing.js';
+import { budgetRoutes } from './budgets.js';
 import { forecastRoutes } from './forecast.js';
 import { metricsRoutes } from './metrics.js';
 import { planRoutes, simulateRoute } from './plans.js';
@@ -41,6 +42,7 @@ export const allRoutes = (deps: ApiDeps): AnyRoute[] => [
   ...usageRoutes(deps),
   ...metricsRoutes(deps),
   ...billingRoutes(deps),
+  ...budgetRoutes(deps),
   ...forecastRoutes(deps),
   ...adminRoutes(deps),
 ];
