@@ -12,6 +12,7 @@ import * as tenantDedup from './migrations/0006_tenant_dedup.js';
 import * as invoices from './migrations/0007_invoices.js';
 import * as chargeModels from './migrations/0008_charge_models.js';
 import * as budgets from './migrations/0009_budgets.js';
+import * as webhooks from './migrations/0010_webhooks.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -28,6 +29,7 @@ const migrations: Record<string, Migration> = {
   '0007_invoices': invoices,
   '0008_charge_models': chargeModels,
   '0009_budgets': budgets,
+  '0010_webhooks': webhooks,
 };
 
 /** Every migration, in the order they apply. */

@@ -696,7 +696,7 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
     });
 
     it('planned consumers are still to come: no Trigger routes their types yet, no such function exists', () => {
-      for (const [type, consumer] of Object.entries(plannedConsumers)) {
+      for (const [type, consumer] of Object.entries<string>(plannedConsumers)) {
         assert.ok(!functionNames.includes(consumer), `${consumer} exists now: move ${type} from plannedConsumers to routing`);
         assert.ok(!eventing.triggers.some((t) => t.spec.filter.attributes.type === type), `${type} has a Trigger now: drop it from plannedConsumers`);
       }

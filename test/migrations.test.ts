@@ -32,6 +32,8 @@ const expectedTables = [
   'usage_aggregate',
   'usage_dirty',
   'usage_raw',
+  'webhook_deliveries',
+  'webhooks',
 ];
 
 interface ScriptRun {

@@ -390,7 +390,7 @@ describe('billing service', function () {
       await hour(api, '2026-11-02T10:00:00Z', 3);
       const read = async () =>
         (await t.db('tenant_running_costs').where({ tenant_id: tenantId })) as { period_start: Date; period_end: Date; total: string; currency: string; lines: ComposedBill['lines'] }[];
-      assert.deepEqual(await billing.updateRunningCost([tenantId, 'ghost']), { updated: 1, failed: [], unknown: ['ghost'] });
+      assert.deepEqual(await billing.updateRunningCost([tenantId, 'ghost']), { updated: 1, failed: [], unknown: ['ghost'], alerts: [] });
       let rows = await read();
       assert.equal(rows.length, 1);
       // Berlin's November: 1 November 00:00 CET = 2026-10-31T23:00Z.

@@ -64,6 +64,14 @@ export const routing = {
     ],
     emits: [EventType.billGenerated, EventType.budgetExceeded],
   },
+  notifications: {
+    consumes: [
+      { via: 'trigger', type: EventType.billGenerated },
+      { via: 'trigger', type: EventType.budgetExceeded },
+      { via: 'trigger', type: EventType.anomalyDetected },
+    ],
+    emits: [],
+  },
   forecast: {
     consumes: [
       { via: 'trigger', type: EventType.forecastTick },
@@ -82,9 +90,6 @@ export type ConsumedEventType = Extract<(typeof routing)[RoutedFunctionName]['co
  * When that function lands with its Trigger, its entries move from here to `routing`.
  */
 export const plannedConsumers = {
-  [EventType.billGenerated]: 'notifications',
-  [EventType.budgetExceeded]: 'notifications',
-  [EventType.anomalyDetected]: 'notifications',
 } as const satisfies Partial<Record<EventTypeName, string>>;
 
 export type PlannedEventType = keyof typeof plannedConsumers;

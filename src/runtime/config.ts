@@ -58,6 +58,12 @@ export const configSchema = z.object({
   ARTIFACTS_DIR: z.string().min(1).default('.local/artifacts'),
   /** Largest artifact upload, in bytes. */
   ARTIFACT_MAX_BYTES: int(50 * 1024 * 1024),
+  /** Tries per webhook and event (notifications), with growing pauses between them. */
+  WEBHOOK_ATTEMPTS: int(3),
+  /** How long one webhook call may take, in ms. */
+  WEBHOOK_TIMEOUT_MS: int(5000),
+  /** Let webhooks reach private, loopback and link-local addresses (local development only). */
+  WEBHOOK_ALLOW_PRIVATE_ADDRESSES: z.stringbool().default(false),
   /** Pool size of each function's PostgreSQL connections. */
   DATABASE_POOL_MAX: int(4),
 });

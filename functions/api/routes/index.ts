@@ -19,6 +19,7 @@ import { serviceRoutes } from './services.js';
 import { systemRoutes } from './system.js';
 import { tenantRoutes } from './tenants.js';
 import { usageRoutes } from './usage.js';
+import { webhookRoutes } from './webhooks.js';
 
 export interface ApiDeps {
   db: Db;
@@ -44,5 +45,6 @@ export const allRoutes = (deps: ApiDeps): AnyRoute[] => [
   ...billingRoutes(deps),
   ...budgetRoutes(deps),
   ...forecastRoutes(deps),
+  ...webhookRoutes(deps),
   ...adminRoutes(deps),
 ];

@@ -1,0 +1,124 @@
+/**
+ * Webhooks: a tenant (or the operator, with an admin key and no tenant) registers a URL for bill,
+ * budget and anomaly events; the notifications function POSTs them signed with the webhook's
+ * secret, shown once here (`X-FaaSBilling-Signature: t=…,v1=HMAC-SHA256(secret, "t.body")`).
+ */
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { audit } from '../../../src/api/audit.js';
+import { ApiError, notFound } from '../../../src/api/errors.js';
+import type { Principal } from '../../../src/api/keys.js';
+import { reply, route } from '../../../src/api/route.js';
+import { canSee, isUuid, scopedTenant } from '../../../src/api/tenancy.js';
+import { notifiableTypes, urlProblem } from '../../../src/stages/notify.js';
+import { idParams, tenantRef } from './common.js';
+import type { ApiDeps } from './index.js';
+
+const webhookSchema = z.object({
+  id: z.uuid(),
+  tenant_id: z.uuid().nullable().describe('null: the operator’s, for every tenant'),
+  url: z.string(),
+  events: z.array(z.string()),
+  active: z.boolean(),
+  created_at: z.string(),
+});
+const deliverySchema = z.object({
+  event_id: z.string(),
+  event_type: z.string(),
+  attempt: z.number().int(),
+  status_code: z.number().int().nullable(),
+  error: z.string().nullable(),
+  succeeded: z.boolean(),
+  duration_ms: z.number().int(),
+  at: z.string(),
+});
+
+interface WebhookRow {
+  id: string;
+  tenant_id: string | null;
+  url: string;
+  events: string[];
+  active: boolean;
+  created_at: Date;
+}
+const webhookOut = (r: WebhookRow): z.infer<typeof webhookSchema> => ({ id: r.id, tenant_id: r.tenant_id, url: r.url, events: r.events, active: r.active, created_at: r.created_at.toISOString() });
+
+export const webhookRoutes = (deps: ApiDeps) => {
+  const { db } = deps;
+  const visibleWebhook = async (principal: Principal, id: string): Promise<WebhookRow> => {
+    const row = isUuid(id) ? ((await db('webhooks').where({ id }).first()) as WebhookRow | undefined) : undefined;
+    if (!row || (row.tenant_id === null ? principal.role !== 'admin' : !canSee(principal, row.tenant_id))) throw notFound('webhook', id);
+    return row;
+  };
+  return [
+    route({
+      method: 'post',
+      path: '/webhooks',
+      summary: 'Register a webhook for bill, budget and anomaly events (its signing secret is in this answer only)',
+      tag: 'webhooks',
+      auth: ['admin', 'tenant'],
+      body: z.strictObject({
+        url: z.string().max(2000),
+        events: z.array(z.enum(notifiableTypes as [string, ...string[]])).min(1),
+        tenant_id: tenantRef.optional().describe('a tenant key implies its own; an admin without it registers an operator webhook for every tenant'),
+      }),
+      responses: { 201: { description: 'Registered; keep the secret to verify signatures', schema: webhookSchema.extend({ secret: z.string() }) } },
+      handle: async ({ principal, body }) => {
+        const problem = urlProblem(body.url, deps.config.WEBHOOK_ALLOW_PRIVATE_ADDRESSES);
+        if (problem) throw new ApiError('validation_failed', `url: ${problem}`, [{ name: 'body.url', reason: problem }]);
+        const tenant = await scopedTenant(db, principal, body.tenant_id);
+        const secret = `whsec_${randomBytes(24).toString('base64url')}`;
+        return db.transaction(async (trx) => {
+          const [row] = (await trx('webhooks').insert({ tenant_id: tenant?.id ?? null, url: body.url, secret, events: [...new Set(body.events)] }).returning('*')) as WebhookRow[];
+          if (!row) throw new Error('webhook insert returned no row');
+          await audit(trx, principal, { action: 'webhook.create', entityType: 'webhook', entityId: row.id, tenantId: row.tenant_id, details: { url: row.url, events: row.events } });
+          return reply(201, { ...webhookOut(row), secret }, { 'Cache-Control': 'no-store' });
+        });
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/webhooks',
+      summary: 'Webhooks (a tenant key sees its own; never the secrets)',
+      tag: 'webhooks',
+      auth: ['admin', 'tenant'],
+      responses: { 200: { description: 'Webhooks', schema: z.object({ items: z.array(webhookSchema) }) } },
+      handle: async ({ principal }) => {
+        const q = db('webhooks').orderBy('created_at');
+        if (principal.role !== 'admin') void q.where({ tenant_id: principal.tenantId });
+        return { items: ((await q) as WebhookRow[]).map(webhookOut) };
+      },
+    }),
+    route({
+      method: 'delete',
+      path: '/webhooks/:id',
+      summary: 'Remove a webhook (its delivery log goes with it)',
+      tag: 'webhooks',
+      auth: ['admin', 'tenant'],
+      params: idParams,
+      responses: { 204: { description: 'Removed' } },
+      handle: async ({ principal, params }) => {
+        const row = await visibleWebhook(principal, params.id);
+        await db.transaction(async (trx) => {
+          await trx('webhooks').where({ id: row.id }).delete();
+          await audit(trx, principal, { action: 'webhook.delete', entityType: 'webhook', entityId: row.id, tenantId: row.tenant_id, details: { url: row.url } });
+        });
+        return reply(204);
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/webhooks/:id/deliveries',
+      summary: 'The delivery log of a webhook, newest first',
+      tag: 'webhooks',
+      auth: ['admin', 'tenant'],
+      params: idParams,
+      responses: { 200: { description: 'Attempts', schema: z.object({ items: z.array(deliverySchema) }) } },
+      handle: async ({ principal, params }) => {
+        const row = await visibleWebhook(principal, params.id);
+        const rows = (await db('webhook_deliveries').where({ webhook_id: row.id }).orderBy('id', 'desc').limit(500)) as (Omit<z.infer<typeof deliverySchema>, 'at'> & { at: Date })[];
+        return { items: rows.map((r) => ({ event_id: r.event_id, event_type: r.event_type, attempt: r.attempt, status_code: r.status_code, error: r.error, succeeded: r.succeeded, duration_ms: r.duration_ms, at: r.at.toISOString() })) };
+      },
+    }),
+  ];
+};

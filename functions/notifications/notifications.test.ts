@@ -1,0 +1,159 @@
+/**
+ * notifications over real HTTP (faas-js-runtime, real CloudEvents) against a real PostgreSQL and
+ * real webhook receivers: who gets what, signatures, retries with the delivery log, no second
+ * delivery on redelivery, and the webhook API's isolation. The receivers listen on 127.0.0.1, so
+ * private addresses are allowed here (they are refused by default; see the last test).
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CloudEvent } from 'cloudevents';
+import { EventType, eventSource } from '../../src/contract/events.js';
+import { isPrivateAddress, urlProblem, verifySignature } from '../../src/stages/notify.js';
+import { startTestApi, type TestApi } from '../../test/support/api.js';
+import { startFunction, type RunningFunction } from '../../test/support/function-host.js';
+import { postBinary } from '../../test/support/http.js';
+import { createNotifications } from './index.js';
+
+interface Received {
+  path: string;
+  body: string;
+  signature: string;
+}
+
+describe('notifications function (webhooks)', function () {
+  this.timeout(60_000);
+  let api: TestApi;
+  let fn: RunningFunction;
+  let receiver: Server;
+  let base = '';
+  const received: Received[] = [];
+  /** Answers 500 this many more times on /flaky before answering 200. */
+  let flakyFailures = 0;
+  const ids: Record<string, string> = {};
+  const secrets: Record<string, string> = {};
+
+  before(async () => {
+    receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push({ path: req.url ?? '', body, signature: String(req.headers['x-faasbilling-signature'] ?? '') });
+        if (req.url === '/flaky' && flakyFailures > 0) {
+          flakyFailures -= 1;
+          res.writeHead(500).end('not yet');
+          return;
+        }
+        res.writeHead(req.url === '/down' ? 503 : 204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', () => resolve()));
+    base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+    api = await startTestApi({ env: { WEBHOOK_ALLOW_PRIVATE_ADDRESSES: 'true' } });
+    fn = await startFunction('notifications', createNotifications, { DATABASE_URL: api.database.url, WEBHOOK_ALLOW_PRIVATE_ADDRESSES: 'true', WEBHOOK_ATTEMPTS: '3' });
+    for (const slug of ['hook-a', 'hook-b']) {
+      const t = await api.call<{ id: string }>('POST', '/tenants', { body: { slug, name: slug } });
+      ids[slug] = t.body.id;
+      const key = await api.call<{ key: string }>('POST', '/api-keys', { body: { name: slug, role: 'tenant', tenant_id: t.body.id } });
+      ids[`${slug}-key`] = key.body.key;
+    }
+    const register = async (name: string, url: string, events: string[], key?: string): Promise<void> => {
+      const res = await api.call<{ id: string; secret: string }>('POST', '/webhooks', { body: { url, events }, ...(key ? { key } : {}) });
+      assert.equal(res.status, 201, res.text);
+      ids[name] = res.body.id;
+      secrets[name] = res.body.secret;
+    };
+    await register('a', `${base}/a`, [EventType.budgetExceeded, EventType.billGenerated], ids['hook-a-key']);
+    await register('b', `${base}/b`, [EventType.budgetExceeded], ids['hook-b-key']);
+    await register('operator', `${base}/operator`, [EventType.budgetExceeded]);
+  });
+  after(async () => {
+    await fn?.close();
+    await api?.close();
+    await new Promise<void>((resolve) => receiver.close(() => resolve()));
+  });
+
+  const alert = (tenant: string, threshold: number) => ({
+    tenant_id: ids[tenant] ?? '',
+    budget_id: '00000000-0000-4000-8000-000000000000',
+    threshold,
+    amount: '4.00',
+    limit: '5.00',
+    currency: 'USD',
+    period_start: '2025-10-01T00:00:00Z',
+  });
+  const budgetEvent = (): CloudEvent<unknown> =>
+    new CloudEvent<unknown>({ type: EventType.budgetExceeded, source: eventSource('price'), id: 'budget-1', data: { alerts: [alert('hook-a', 80), alert('hook-b', 50)] } });
+
+  it('sends each tenant’s webhook only its own alerts, the operator all of them, each signed', async () => {
+    const res = await postBinary(fn.url, budgetEvent());
+    assert.equal(res.status, 200, res.text);
+    const byPath = new Map(received.map((r) => [r.path, r]));
+    const alertsOf = (path: string): number[] => (JSON.parse(byPath.get(path)?.body ?? '{}') as { data: { alerts: { threshold: number }[] } }).data.alerts.map((a) => a.threshold);
+    assert.deepEqual(alertsOf('/a'), [80]);
+    assert.deepEqual(alertsOf('/b'), [50]);
+    assert.deepEqual(alertsOf('/operator'), [80, 50]);
+    const now = Math.floor(Date.now() / 1000);
+    for (const [path, name] of [['/a', 'a'], ['/b', 'b'], ['/operator', 'operator']] as const) {
+      const r = byPath.get(path);
+      assert.ok(r);
+      assert.ok(verifySignature(secrets[name] ?? '', r.signature, r.body, now), `${path} signature`);
+      assert.ok(!verifySignature('whsec_other', r.signature, r.body, now), 'another secret does not verify');
+      assert.ok(!verifySignature(secrets[name] ?? '', r.signature, `${r.body} `, now), 'a changed body does not verify');
+    }
+  });
+
+  it('does not deliver the same event twice when the Broker redelivers it', async () => {
+    const before = received.length;
+    const res = await postBinary(fn.url, budgetEvent());
+    assert.equal(res.status, 200);
+    assert.deepEqual((res.json as { deliveries: { outcome: string }[] }).deliveries.map((d) => d.outcome), ['already_delivered', 'already_delivered', 'already_delivered']);
+    assert.equal(received.length, before);
+  });
+
+  it('retries a failing webhook and logs every attempt; a webhook that stays down is logged as failed', async () => {
+    const flaky = await api.call<{ id: string }>('POST', '/webhooks', { key: ids['hook-a-key'] ?? '', body: { url: `${base}/flaky`, events: [EventType.billGenerated] } });
+    const down = await api.call<{ id: string }>('POST', '/webhooks', { body: { url: `${base}/down`, events: [EventType.billGenerated] } });
+    flakyFailures = 2;
+    const bill = new CloudEvent<unknown>({
+      type: EventType.billGenerated,
+      source: eventSource('price'),
+      id: 'bill-1',
+      data: { bill_id: 'b-1', tenant_id: ids['hook-a'], status: 'final', total: '4.00', currency: 'USD', period_start: '2025-10-01T00:00:00Z', period_end: '2025-11-01T00:00:00Z' },
+    });
+    const res = await postBinary(fn.url, bill);
+    assert.equal(res.status, 200, res.text);
+    const outcomes = new Map((res.json as { deliveries: { webhook_id: string; outcome: string; attempts: number }[] }).deliveries.map((d) => [d.webhook_id, d]));
+    assert.deepEqual([outcomes.get(flaky.body.id)?.outcome, outcomes.get(flaky.body.id)?.attempts], ['delivered', 3]);
+    assert.deepEqual([outcomes.get(down.body.id)?.outcome, outcomes.get(down.body.id)?.attempts], ['failed', 3]);
+    assert.equal(outcomes.get(ids.a ?? '')?.outcome, 'delivered');
+    assert.equal(outcomes.has(ids.b ?? ''), false, 'B did not subscribe to bills, and the bill is A’s');
+    const log = await api.call<{ items: { attempt: number; status_code: number | null; succeeded: boolean }[] }>('GET', `/webhooks/${flaky.body.id}/deliveries`, { key: ids['hook-a-key'] ?? '' });
+    assert.deepEqual(log.body.items.map((d) => [d.attempt, d.status_code, d.succeeded]), [[3, 204, true], [2, 500, false], [1, 500, false]]);
+    // Another tenant's key sees neither the webhook nor its log.
+    assert.equal((await api.call('GET', `/webhooks/${flaky.body.id}/deliveries`, { key: ids['hook-b-key'] ?? '' })).status, 404);
+    assert.equal((await api.call('DELETE', `/webhooks/${flaky.body.id}`, { key: ids['hook-b-key'] ?? '' })).status, 404);
+    const listed = await api.call<{ items: { id: string; secret?: string }[] }>('GET', '/webhooks', { key: ids['hook-b-key'] ?? '' });
+    assert.deepEqual(listed.body.items.map((w) => w.id), [ids.b]);
+    assert.ok(listed.body.items.every((w) => w.secret === undefined), 'secrets are never listed');
+  });
+
+  it('refuses private and loopback targets unless allowed, and non-http URLs always', () => {
+    for (const url of ['http://127.0.0.1:9/x', 'http://localhost/x', 'http://10.1.2.3/x', 'http://[::1]/x', 'http://169.254.169.254/latest']) {
+      assert.match(urlProblem(url, false) ?? '', /private or loopback/, url);
+      assert.equal(urlProblem(url, true), null, url);
+    }
+    assert.match(urlProblem('ftp://example.com/x', true) ?? '', /only http/);
+    assert.match(urlProblem('https://user:pw@example.com/x', false) ?? '', /no credentials/);
+    assert.equal(urlProblem('https://hooks.example.com/billing', false), null);
+    assert.equal(isPrivateAddress('8.8.8.8'), false);
+    assert.equal(isPrivateAddress('::ffff:192.168.1.1'), true);
+  });
+
+  it('answers events it does not handle with a 422 problem', async () => {
+    const res = await postBinary(fn.url, new CloudEvent<unknown>({ type: 'faasbilling.nothing.v1', source: '/test', data: {} }));
+    assert.equal(res.status, 422);
+    const bad = await postBinary(fn.url, new CloudEvent<unknown>({ type: EventType.budgetExceeded, source: '/test', data: { alerts: [] } }));
+    assert.equal(bad.status, 422);
+  });
+});

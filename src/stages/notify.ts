@@ -1,0 +1,206 @@
+/**
+ * The notifications stage: bill, budget and anomaly events POSTed to the webhooks that asked for them.
+ *
+ * - Which webhooks: active ones subscribed to the event's type, of the event's tenant(s), plus
+ *   the operator's (tenant_id NULL). A tenant's webhook gets only its own part of the event (its
+ *   own budget alerts); the operator's gets the whole event.
+ * - The body is the event in CloudEvents structured mode (application/cloudevents+json), signed:
+ *   `X-FaaSBilling-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, so a
+ *   receiver can check origin and freshness (`verifySignature`).
+ * - Retries: up to `attempts` tries per webhook with growing pauses, each logged in
+ *   webhook_deliveries. A webhook that already received this event (source, id) successfully is
+ *   skipped, so the Broker redelivering the event never sends it twice.
+ * - Webhooks are never allowed to reach private, loopback or link-local addresses unless
+ *   WEBHOOK_ALLOW_PRIVATE_ADDRESSES is set (local development): a tenant must not be able to make
+ *   the system call into the cluster's own network.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import type { CloudEvent } from 'cloudevents';
+import type { Knex } from 'knex';
+import { EventType, anomalyDetectedData, billGeneratedData, budgetExceededData } from '../contract/events.js';
+import { BillingError } from '../contract/problem.js';
+import type { Logger } from '../runtime/logger.js';
+
+const uuidText = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export const notifiableTypes: readonly string[] = [EventType.billGenerated, EventType.budgetExceeded, EventType.anomalyDetected];
+
+/** The signature header of a body sent at `timestamp` (unix seconds). */
+export function signature(secret: string, timestamp: number, body: string): string {
+  return `t=${timestamp},v1=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+}
+
+/** Checks a signature header against a body (what a receiver does); `toleranceSeconds` bounds its age. */
+export function verifySignature(secret: string, header: string, body: string, nowSeconds: number, toleranceSeconds = 300): boolean {
+  const parts = Object.fromEntries(header.split(',').map((p) => p.split('=', 2) as [string, string]));
+  const t = Number(parts.t);
+  if (!Number.isInteger(t) || Math.abs(nowSeconds - t) > toleranceSeconds || typeof parts.v1 !== 'string') return false;
+  const expected = Buffer.from(signature(secret, t, body).split('v1=')[1] ?? '', 'hex');
+  const given = Buffer.from(parts.v1, 'hex');
+  return expected.length === given.length && timingSafeEqual(expected, given);
+}
+
+/** Whether an IP address is private, loopback, link-local or otherwise not on the public internet. */
+export function isPrivateAddress(ip: string): boolean {
+  if (isIP(ip) === 4) {
+    const [a = 0, b = 0] = ip.split('.').map(Number);
+    return a === 10 || a === 127 || a === 0 || (a === 169 && b === 254) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127) || a >= 224;
+  }
+  const v6 = ip.toLowerCase();
+  if (v6.startsWith('::ffff:')) return isPrivateAddress(v6.slice(7));
+  return v6 === '::1' || v6 === '::' || v6.startsWith('fc') || v6.startsWith('fd') || v6.startsWith('fe80');
+}
+
+/** Why a webhook URL may not be used (null when it may): scheme, and a literal private host. */
+export function urlProblem(url: string, allowPrivate: boolean): string | null {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'not a URL';
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return 'only http and https URLs';
+  if (parsed.username || parsed.password) return 'no credentials in the URL; the signature authenticates us';
+  const host = parsed.hostname.replace(/^\[|\]$/g, '');
+  if (!allowPrivate && (host === 'localhost' || host.endsWith('.localhost') || (isIP(host) !== 0 && isPrivateAddress(host)))) {
+    return 'a private or loopback address (allowed only with WEBHOOK_ALLOW_PRIVATE_ADDRESSES)';
+  }
+  return null;
+}
+
+export interface NotifierOptions {
+  db: Knex;
+  logger: Logger;
+  /** Tries per webhook and event. */
+  attempts: number;
+  timeoutMs: number;
+  allowPrivate: boolean;
+  /** Pause before try n+1 (ms): backoffMs × 4^(n-1). */
+  backoffMs?: number;
+  now?: () => Date;
+}
+
+interface WebhookRow {
+  id: string;
+  tenant_id: string | null;
+  url: string;
+  secret: string;
+}
+
+export interface DeliveryOutcome {
+  webhook_id: string;
+  outcome: 'delivered' | 'failed' | 'already_delivered';
+  attempts: number;
+}
+
+/** The tenants an event is about, and a tenant's own part of its data. */
+function audience(event: CloudEvent<unknown>): { tenants: string[]; partFor: (tenantId: string | null) => unknown } {
+  if (event.type === EventType.billGenerated) {
+    const data = billGeneratedData.parse(event.data);
+    return { tenants: [data.tenant_id], partFor: () => data };
+  }
+  if (event.type === EventType.anomalyDetected) {
+    const data = anomalyDetectedData.parse(event.data);
+    return { tenants: [data.tenant_id], partFor: () => data };
+  }
+  const data = budgetExceededData.parse(event.data);
+  return {
+    tenants: [...new Set(data.alerts.map((a) => a.tenant_id))],
+    partFor: (tenantId) => (tenantId === null ? data : { alerts: data.alerts.filter((a) => a.tenant_id === tenantId) }),
+  };
+}
+
+export class Notifier {
+  constructor(private readonly options: NotifierOptions) {}
+
+  async notify(event: CloudEvent<unknown>): Promise<DeliveryOutcome[]> {
+    if (!notifiableTypes.includes(event.type)) {
+      throw new BillingError('invalid_event', `notifications takes ${notifiableTypes.join(' and ')}, not ${JSON.stringify(event.type)}`);
+    }
+    let target: ReturnType<typeof audience>;
+    try {
+      target = audience(event);
+    } catch (err) {
+      throw new BillingError('invalid_event', `${event.type} data is not valid: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const { db } = this.options;
+    const hooks = (await db('webhooks')
+      .where({ active: true })
+      .whereRaw('? = ANY(events)', [event.type])
+      // Only ids can match a tenant's webhook (anything else in the data reaches operators only).
+      .where((w) => void w.whereNull('tenant_id').orWhereIn('tenant_id', target.tenants.filter((t) => uuidText.test(t))))
+      .orderBy('id')) as WebhookRow[];
+    const out: DeliveryOutcome[] = [];
+    for (const hook of hooks) out.push(await this.deliver(hook, event, target.partFor(hook.tenant_id)));
+    return out;
+  }
+
+  private async deliver(hook: WebhookRow, event: CloudEvent<unknown>, data: unknown): Promise<DeliveryOutcome> {
+    const { db, attempts, backoffMs = 200 } = this.options;
+    const done: unknown = await db('webhook_deliveries').where({ webhook_id: hook.id, event_source: event.source, event_id: event.id, succeeded: true }).first();
+    if (done) return { webhook_id: hook.id, outcome: 'already_delivered', attempts: 0 };
+    const body = JSON.stringify({
+      specversion: '1.0',
+      id: event.id,
+      source: event.source,
+      type: event.type,
+      ...(event.time ? { time: event.time } : {}),
+      datacontenttype: 'application/json',
+      data,
+    });
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      const started = performance.now();
+      const { status, error } = await this.post(hook, body);
+      const succeeded = status !== null && status >= 200 && status < 300;
+      await db('webhook_deliveries')
+        .insert({
+          webhook_id: hook.id,
+          event_source: event.source,
+          event_id: event.id,
+          event_type: event.type,
+          attempt,
+          status_code: status,
+          error,
+          succeeded,
+          duration_ms: Math.round(performance.now() - started),
+        })
+        .onConflict(db.raw('(webhook_id, event_source, event_id) WHERE succeeded'))
+        .ignore();
+      if (succeeded) return { webhook_id: hook.id, outcome: 'delivered', attempts: attempt };
+      if (attempt < attempts) await new Promise((resolve) => setTimeout(resolve, backoffMs * 4 ** (attempt - 1)));
+    }
+    this.options.logger.warn({ webhook: hook.id, event: event.id }, 'webhook not delivered after all attempts');
+    return { webhook_id: hook.id, outcome: 'failed', attempts };
+  }
+
+  private async post(hook: WebhookRow, body: string): Promise<{ status: number | null; error: string | null }> {
+    const { allowPrivate, timeoutMs } = this.options;
+    try {
+      const problem = urlProblem(hook.url, allowPrivate);
+      if (problem) return { status: null, error: `refused: ${problem}` };
+      if (!allowPrivate) {
+        const { address } = await lookup(new URL(hook.url).hostname);
+        if (isPrivateAddress(address)) return { status: null, error: `refused: ${new URL(hook.url).hostname} resolves to a private address` };
+      }
+      const now = Math.floor((this.options.now?.() ?? new Date()).getTime() / 1000);
+      const res = await fetch(hook.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/cloudevents+json',
+          'user-agent': 'faas-billing-webhooks/1',
+          'x-faasbilling-webhook-id': hook.id,
+          'x-faasbilling-signature': signature(hook.secret, now, body),
+        },
+        body,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      await res.arrayBuffer().catch(() => undefined);
+      return { status: res.status, error: res.ok ? null : `HTTP ${res.status}` };
+    } catch (err) {
+      return { status: null, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) };
+    }
+  }
+}
