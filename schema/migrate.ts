@@ -13,6 +13,7 @@ import * as invoices from './migrations/0007_invoices.js';
 import * as chargeModels from './migrations/0008_charge_models.js';
 import * as budgets from './migrations/0009_budgets.js';
 import * as webhooks from './migrations/0010_webhooks.js';
+import * as creditNotes from './migrations/0011_credit_notes.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -30,6 +31,7 @@ const migrations: Record<string, Migration> = {
   '0008_charge_models': chargeModels,
   '0009_budgets': budgets,
   '0010_webhooks': webhooks,
+  '0011_credit_notes': creditNotes,
 };
 
 /** Every migration, in the order they apply. */

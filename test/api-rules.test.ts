@@ -180,6 +180,34 @@ describe('REST API rules', function () {
     assert.match(csv.text, /\*tier-2/);
   });
 
+  it('corrects a final bill with credit notes, never beyond its total, numbered per tenant and immutable', async () => {
+    const t = await tenant();
+    const plan = await ok('POST', '/pricing/plans', { name: `cn-${t.id}`, currency: 'USD', price_per_invocation: '1' });
+    await ok('PUT', `/tenants/${t.id}/pricing-plan`, { pricing_plan_id: plan.id, effective_from: '2025-01-01T00:00:00Z' });
+    await usage(t.id, '2025-10-05T10:00:00Z', 10); // 10.00
+    const draft = await ok<{ id: string }>('POST', '/billing/generate', { tenant_id: t.id, month: '2025-10' });
+    const onDraft = await status('POST', `/bills/${draft.id}/credit-notes`, { reason: 'too early' });
+    assert.equal(onDraft.status, 409, onDraft.text);
+    await ok('POST', `/bills/${draft.id}/finalize`);
+    const slug = String(t.slug).toUpperCase();
+    const first = await ok<{ number: string; amount: string }>('POST', `/bills/${draft.id}/credit-notes`, { amount: '2.5', reason: 'goodwill' });
+    assert.deepEqual([first.number, first.amount], [`CN-${slug}-00001`, '2.50']);
+    assert.equal((await status('POST', `/bills/${draft.id}/credit-notes`, { amount: '7.51', reason: 'too much' })).status, 422);
+    assert.equal((await status('POST', `/bills/${draft.id}/credit-notes`, { amount: '0.001', reason: 'sub-cent' })).status, 422);
+    const rest = await ok<{ number: string; amount: string }>('POST', `/bills/${draft.id}/credit-notes`, { reason: 'cancel the rest' });
+    assert.deepEqual([rest.number, rest.amount], [`CN-${slug}-00002`, '7.50']);
+    assert.equal((await status('POST', `/bills/${draft.id}/credit-notes`, { reason: 'nothing left' })).status, 422);
+    const bill = await ok<{ total: string; status: string }>('GET', `/bills/${draft.id}`);
+    assert.deepEqual([bill.total, bill.status], ['10.00', 'final'], 'the bill itself is unchanged');
+    const report = await ok<{ totals: { billed: string; credited: string } }>('GET', `/billing/reports/${t.id}`);
+    assert.deepEqual([report.totals.billed, report.totals.credited], ['10.00', '10.00']);
+    await assert.rejects(api.database.db('credit_notes').where({ bill_id: draft.id }).update({ amount: '1' }), /cannot be changed/);
+    const key = await ok<{ key: string }>('POST', '/api-keys', { name: 'cn', role: 'tenant', tenant_id: t.id });
+    assert.equal((await api.call('POST', `/bills/${draft.id}/credit-notes`, { key: key.key, body: { reason: 'self-service' } })).status, 403);
+    const listed = await api.call<{ items: { number: string }[] }>('GET', `/bills/${draft.id}/credit-notes`, { key: key.key });
+    assert.deepEqual(listed.body.items.map((c) => c.number), [`CN-${slug}-00001`, `CN-${slug}-00002`]);
+  });
+
   it('writes one audit entry per ingest request with its counts', async () => {
     const t = await tenant();
     const key = await ok<{ key: string }>('POST', '/api-keys', { name: 'ingest', role: 'ingest', tenant_id: t.id });

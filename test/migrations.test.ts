@@ -21,6 +21,7 @@ const expectedTables = [
   'budget_alerts',
   'budgets',
   'buffer_entries',
+  'credit_notes',
   'dead_letters',
   'ml_predictions',
   'pricing_plans',

@@ -14,6 +14,7 @@ import type { Principal } from '../../../src/api/keys.js';
 import { Reply, reply, route } from '../../../src/api/route.js';
 import { canSee, findTenant, isUuid, requiredTenant, scopedTenant, visibleTenant } from '../../../src/api/tenancy.js';
 import { BillingServiceError, type ComposedBill, type StoredBill } from '../../../src/billing/index.js';
+import { lockTenants } from '../../../src/billing/store.js';
 import { Dec, minorUnitDigits } from '../../../src/core/pricing/index.js';
 import { decimalText, idParams, instant, limitQuery, page, tenantRef } from './common.js';
 import type { ApiDeps } from './index.js';
@@ -179,12 +180,37 @@ async function visibleBill(deps: ApiDeps, principal: Principal, id: string): Pro
   return bill;
 }
 
+const creditNoteSchema = z.object({
+  id: z.uuid(),
+  bill_id: z.uuid(),
+  tenant_id: z.uuid(),
+  number: z.string(),
+  amount: decimalText,
+  currency: z.string(),
+  reason: z.string(),
+  created_at: z.string(),
+});
+interface CreditNoteRow {
+  id: string;
+  bill_id: string;
+  tenant_id: string;
+  number: string;
+  amount: string;
+  currency: string;
+  reason: string;
+  created_at: Date;
+}
+const creditNoteOut = (r: CreditNoteRow): z.infer<typeof creditNoteSchema> => {
+  const currency = r.currency.trim();
+  return { id: r.id, bill_id: r.bill_id, tenant_id: r.tenant_id, number: r.number, amount: new Dec(r.amount).toFixed(minorUnitDigits(currency)), currency, reason: r.reason, created_at: r.created_at.toISOString() };
+};
+
 const reportSchema = z.object({
   tenant: z.object({ id: z.string(), slug: z.string(), name: z.string(), currency: z.string(), timezone: z.string() }),
   bills: z.array(z.object({ id: z.string(), period_start: z.string(), period_end: z.string(), month: z.string(), status: z.string(), total: decimalText, finalized_at: z.string().nullable(), paid_at: z.string().nullable() })),
   by_month: z.array(z.object({ month: z.string(), total: decimalText, status: z.string() })),
   by_service: z.array(z.object({ service_id: z.string().nullable(), service: z.string(), total: decimalText })),
-  totals: z.object({ billed: decimalText, paid: decimalText, outstanding: decimalText, draft: decimalText }),
+  totals: z.object({ billed: decimalText, paid: decimalText, outstanding: decimalText, draft: decimalText, credited: decimalText.describe('credit notes issued on these bills') }),
 });
 
 async function report(db: Knex, tenant: { id: string; slug: string; name: string; currency: string; timezone: string }, from?: Date, to?: Date): Promise<z.infer<typeof reportSchema>> {
@@ -229,7 +255,21 @@ async function report(db: Knex, tenant: { id: string; slug: string; name: string
     bills,
     by_month: bills.map((b) => ({ month: b.month, total: b.total, status: b.status })),
     by_service: services.map((s) => ({ service_id: s.service_id, service: s.name ?? (s.service_id ? s.service_id : 'tenant-wide'), total: fixed(s.total) })),
-    totals: { billed: sum(['final', 'paid']), paid: sum(['paid']), outstanding: sum(['final']), draft: sum(['draft']) },
+    totals: {
+      billed: sum(['final', 'paid']),
+      paid: sum(['paid']),
+      outstanding: sum(['final']),
+      draft: sum(['draft']),
+      credited: fixed(
+        ((await db('credit_notes')
+          .whereIn(
+            'bill_id',
+            rows.map((r) => r.id),
+          )
+          .sum({ total: 'amount' })
+          .first()) as { total: string | null } | undefined)?.total ?? 0,
+      ),
+    },
   };
 }
 
@@ -409,6 +449,54 @@ export const billingRoutes = (deps: ApiDeps) => {
       body: z.strictObject({ paid_at: instant.optional() }),
       responses: { 200: { description: 'The paid bill', schema: billSchema } },
       handle: ({ principal, params, body }) => markPaid(principal, params.id, body.paid_at),
+    }),
+    route({
+      method: 'post',
+      path: '/bills/:id/credit-notes',
+      summary: 'Issue a credit note against a final or paid bill (the bill itself never changes)',
+      description: 'amount defaults to what is left to credit on the bill; credit notes of a bill never exceed its total. Numbered CN-<SLUG>-00001 per tenant.',
+      tag: 'billing',
+      auth: ['admin'],
+      params: idParams,
+      body: z.strictObject({ amount: z.string().regex(/^\d+(\.\d+)?$/, 'a positive decimal string').optional(), reason: z.string().trim().min(1).max(1000) }),
+      responses: { 201: { description: 'The credit note', schema: creditNoteSchema }, 409: { description: 'The bill is a draft (regenerate it instead)' } },
+      handle: async ({ principal, params, body }) => {
+        const bill = await visibleBill(deps, principal, params.id);
+        if (bill.status === 'draft') throw new ApiError('bill_not_final', `bill ${bill.id} is a draft: regenerate it instead of crediting it`);
+        const digits = minorUnitDigits(bill.currency);
+        return db.transaction(async (trx) => {
+          await lockTenants(trx, [bill.tenantId]);
+          const credited = new Dec(((await trx('credit_notes').where({ bill_id: bill.id }).sum({ total: 'amount' }).first()) as { total: string | null } | undefined)?.total ?? 0);
+          const left = new Dec(bill.total).minus(credited);
+          const amount = new Dec(body.amount ?? left);
+          if (amount.decimalPlaces() > digits) throw new ApiError('validation_failed', `amount has more decimals than ${bill.currency} has (${digits})`, [{ name: 'body.amount', reason: 'too many decimals' }]);
+          if (amount.lte(0) || amount.gt(left)) {
+            throw new ApiError('validation_failed', `amount must be above 0 and at most what is left to credit on bill ${bill.id}: ${left.toFixed(digits)} ${bill.currency}`, [{ name: 'body.amount', reason: 'out of range' }]);
+          }
+          const tenant = (await trx('tenants').select('slug').where({ id: bill.tenantId }).first()) as { slug: string };
+          const issued = Number(((await trx('credit_notes').where({ tenant_id: bill.tenantId }).count<{ n: string }[]>({ n: '*' }))[0]?.n ?? 0));
+          const number = `CN-${tenant.slug.toUpperCase()}-${String(issued + 1).padStart(5, '0')}`;
+          const [row] = (await trx('credit_notes')
+            .insert({ bill_id: bill.id, tenant_id: bill.tenantId, number, amount: amount.toFixed(digits), currency: bill.currency, reason: body.reason, created_by: `key:${principal.keyId}` })
+            .returning('*')) as CreditNoteRow[];
+          if (!row) throw new Error('credit note insert returned no row');
+          await audit(trx, principal, { action: 'bill.credit_note', entityType: 'credit_note', entityId: row.id, tenantId: bill.tenantId, details: { bill_id: bill.id, number, amount: row.amount } });
+          return reply(201, creditNoteOut(row));
+        });
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/bills/:id/credit-notes',
+      summary: 'Credit notes issued against a bill',
+      tag: 'billing',
+      auth: ['admin', 'tenant'],
+      params: idParams,
+      responses: { 200: { description: 'Credit notes, oldest first', schema: z.object({ items: z.array(creditNoteSchema) }) } },
+      handle: async ({ principal, params }) => {
+        const bill = await visibleBill(deps, principal, params.id);
+        return { items: ((await db('credit_notes').where({ bill_id: bill.id }).orderBy('created_at')) as CreditNoteRow[]).map(creditNoteOut) };
+      },
     }),
     route({
       method: 'get',
