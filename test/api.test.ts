@@ -160,7 +160,7 @@ interface Report {
   bills: { id: string; month: string; status: string; total: string }[];
   by_month: { month: string; total: string; status: string }[];
   by_service: { service_id: string | null; service: string; total: string }[];
-  totals: { billed: string; paid: string; outstanding: string; draft: string };
+  totals: { billed: string; paid: string; outstanding: string; draft: string; credited: string };
 }
 interface Band {
   expected: string;
@@ -1282,7 +1282,7 @@ describe('REST API over HTTP', function () {
         Object.fromEntries(report.by_service.map((s) => [s.service, s.service_id])),
         { worker: worker.id, api: api_.id },
       );
-      assert.deepEqual(report.totals, { billed: '6.15', paid: '6.15', outstanding: '0.00', draft: '0.00' });
+      assert.deepEqual(report.totals, { billed: '6.15', paid: '6.15', outstanding: '0.00', draft: '0.00', credited: '0.00' });
       const sumByService = report.by_service.reduce((a, s) => a.plus(s.total), new Dec(0));
       const sumByMonth = report.by_month.reduce((a, m) => a.plus(m.total), new Dec(0));
       assert.ok(sumByService.eq(sumByMonth), 'by_service and by_month add up to the same');
