@@ -58,6 +58,14 @@ describe('budgets over the API', function () {
     const history = await api.call<{ items: { threshold: number }[] }>('GET', `/tenants/${tenantId}/budget/alerts`);
     assert.deepEqual(history.body.items.map((a) => a.threshold), [50]);
 
+    // Sub-cent and oversized amounts are refused; a changed budget is judged afresh this period.
+    for (const amount of ['0.001', '1234567890123456', '1e3']) {
+      assert.equal((await api.call('PUT', `/tenants/${tenantId}/budget`, { body: { amount } })).status, 422, amount);
+    }
+    const lowered = await api.call<Budget>('PUT', `/tenants/${tenantId}/budget`, { body: { amount: '0.5', thresholds: [50, 100] } });
+    assert.deepEqual(lowered.body.alerts, []);
+    assert.deepEqual((await billing.updateRunningCost([tenantId])).alerts.map((a) => [a.threshold, a.limit]), [[50, '0.50'], [100, '0.50']]);
+
     const other = await api.call<{ id: string }>('POST', '/tenants', { body: { slug: 'budget-other', name: 'Other' } });
     const key = await api.call<{ key: string }>('POST', '/api-keys', { body: { name: 'other', role: 'tenant', tenant_id: other.body.id } });
     assert.equal((await api.call('GET', `/tenants/${tenantId}/budget`, { key: key.body.key })).status, 404);

@@ -130,13 +130,13 @@ describe('REST API rules', function () {
     const draft = await ok<{ id: string; number: string | null; subtotal: string; tax_rate: string; tax_amount: string; total: string }>('POST', '/billing/generate', { tenant_id: t.id, month: '2025-10' });
     assert.deepEqual([draft.number, draft.subtotal, draft.tax_rate, draft.tax_amount, draft.total], [null, '3.02', '0.2', '0.60', '3.62']);
     const first = await ok<{ number: string; total: string }>('POST', `/bills/${draft.id}/finalize`);
-    assert.equal(first.number, `${String(t.slug).toUpperCase()}-00001`);
+    assert.equal(first.number, `INV-${String(t.slug)}-00001`);
     assert.equal(first.total, '3.62');
     const next = await ok<{ id: string }>('POST', '/billing/generate', { tenant_id: t.id, month: '2025-11' });
     const second = await ok<{ number: string }>('POST', `/bills/${next.id}/finalize`);
-    assert.equal(second.number, `${String(t.slug).toUpperCase()}-00002`);
+    assert.equal(second.number, `INV-${String(t.slug)}-00002`);
     const csv = await api.call('GET', `/bills/${draft.id}.csv`);
-    assert.match(csv.text, new RegExp(`invoice_number,${String(t.slug).toUpperCase()}-00001`));
+    assert.match(csv.text, new RegExp(`invoice_number,INV-${String(t.slug)}-00001`));
     assert.match(csv.text, /\r\ntax 20%,(,)*0\.60(,)*\r\ntotal,(,)*3\.62/);
   });
 
@@ -180,6 +180,46 @@ describe('REST API rules', function () {
     assert.match(csv.text, /\*tier-2/);
   });
 
+  it('a plan split into versions mid-month bills its tiers like the whole month (bounds and fees prorated per segment)', async () => {
+    const t = await tenant();
+    const body = {
+      name: `split-${t.id}`,
+      currency: 'USD',
+      charge_models: {
+        invocations: {
+          model: 'volume',
+          tiers: [
+            { from: '0', up_to: '1000', unit_price: '0.01', flat_fee: '10' },
+            { from: '1000', up_to: null, unit_price: '0.005' },
+          ],
+        },
+      },
+    };
+    const plan = await ok('POST', '/pricing/plans', body);
+    await ok('PUT', `/tenants/${t.id}/pricing-plan`, { pricing_plan_id: plan.id, effective_from: '2025-01-01T00:00:00Z' });
+    await usage(t.id, '2025-10-05T10:00:00Z', 600);
+    await usage(t.id, '2025-10-20T10:00:00Z', 600);
+    // 1 200 invocations reach tier 2: 1 200 × 0.005 = 6.00.
+    assert.equal((await ok<{ total: string }>('POST', '/billing/calculate', { tenant_id: t.id, month: '2025-10' })).total, '6.00');
+    // The same content as a new version from 16 October: two segments, the same bill.
+    const v2 = await ok<{ id: string; version: number }>('PUT', `/pricing/plans/${plan.id}`, { ...body, effective_from: '2025-10-16T00:00:00Z' });
+    assert.equal(v2.version, 2);
+    const split = await ok<{ total: string; segments: unknown[] }>('POST', '/billing/calculate', { tenant_id: t.id, month: '2025-10' });
+    assert.equal(split.segments.length, 2);
+    assert.equal(split.total, '6.00');
+  });
+
+  it('numbers invoices of tenants whose slugs differ only in case apart', async () => {
+    const upper = await tenant({ slug: `Case-${n}` });
+    const lower = await tenant({ slug: `case-${n}` });
+    const numbers: string[] = [];
+    for (const t of [upper, lower]) {
+      const bill = await ok<{ id: string }>('POST', '/billing/generate', { tenant_id: t.id, month: '2025-10' });
+      numbers.push((await ok<{ number: string }>('POST', `/bills/${bill.id}/finalize`)).number);
+    }
+    assert.deepEqual(numbers, [`INV-${String(upper.slug)}-00001`, `INV-${String(lower.slug)}-00001`]);
+  });
+
   it('corrects a final bill with credit notes, never beyond its total, numbered per tenant and immutable', async () => {
     const t = await tenant();
     const plan = await ok('POST', '/pricing/plans', { name: `cn-${t.id}`, currency: 'USD', price_per_invocation: '1' });
@@ -189,7 +229,7 @@ describe('REST API rules', function () {
     const onDraft = await status('POST', `/bills/${draft.id}/credit-notes`, { reason: 'too early' });
     assert.equal(onDraft.status, 409, onDraft.text);
     await ok('POST', `/bills/${draft.id}/finalize`);
-    const slug = String(t.slug).toUpperCase();
+    const slug = String(t.slug);
     const first = await ok<{ number: string; amount: string }>('POST', `/bills/${draft.id}/credit-notes`, { amount: '2.5', reason: 'goodwill' });
     assert.deepEqual([first.number, first.amount], [`CN-${slug}-00001`, '2.50']);
     assert.equal((await status('POST', `/bills/${draft.id}/credit-notes`, { amount: '7.51', reason: 'too much' })).status, 422);

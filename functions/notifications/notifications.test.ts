@@ -139,13 +139,28 @@ describe('notifications function (webhooks)', function () {
   });
 
   it('refuses private and loopback targets unless allowed, and non-http URLs always', () => {
-    for (const url of ['http://127.0.0.1:9/x', 'http://localhost/x', 'http://10.1.2.3/x', 'http://[::1]/x', 'http://169.254.169.254/latest']) {
+    for (const url of [
+      'http://127.0.0.1:9/x',
+      'http://localhost/x',
+      'http://localhost./x',
+      'http://10.1.2.3/x',
+      'http://[::1]/x',
+      'http://169.254.169.254/latest',
+      'http://[::ffff:127.0.0.1]/x',
+      'http://[::ffff:a9fe:a9fe]/x',
+      'http://[64:ff9b::a00:1]/x',
+      'http://[fec0::1]/x',
+      'http://198.18.0.1/x',
+      'http://2130706433/x',
+      'http://0.0.0.0/x',
+    ]) {
       assert.match(urlProblem(url, false) ?? '', /private or loopback/, url);
       assert.equal(urlProblem(url, true), null, url);
     }
     assert.match(urlProblem('ftp://example.com/x', true) ?? '', /only http/);
     assert.match(urlProblem('https://user:pw@example.com/x', false) ?? '', /no credentials/);
     assert.equal(urlProblem('https://hooks.example.com/billing', false), null);
+    assert.equal(urlProblem('https://[2606:4700:4700::1111]/hook', false), null);
     assert.equal(isPrivateAddress('8.8.8.8'), false);
     assert.equal(isPrivateAddress('::ffff:192.168.1.1'), true);
   });

@@ -7,7 +7,8 @@
  *   the bill was taxed at; `tax_amount`: subtotal × rate rounded half-up to the minor unit, applied
  *   once on the rounded subtotal; `total_amount` = subtotal + tax_amount.
  * - `bills.number`: the invoice number, given when the bill is finalized, gapless per tenant
- *   (`<SLUG>-<5 digits>`, in finalization order); drafts have none.
+ *   (`INV-<slug>-<5+ digits>`, the slug as written, in finalization order); drafts have none.
+ *   Unique per tenant (and, the slug being unique, across tenants).
  * Existing bills keep their totals: subtotal = total, no tax (the final ones are updated with
  * the immutability trigger off, since nothing about what was billed changes).
  */
@@ -24,9 +25,16 @@ export async function up(knex: Knex): Promise<void> {
       ADD COLUMN tax_amount numeric(20,4) NOT NULL DEFAULT 0,
       ADD COLUMN number varchar(160),
       ADD CONSTRAINT bills_number_final CHECK (number IS NULL OR status <> 'draft');
-    CREATE UNIQUE INDEX bills_number ON bills (number) WHERE number IS NOT NULL;
+    CREATE UNIQUE INDEX bills_number ON bills (tenant_id, number) WHERE number IS NOT NULL;
     ALTER TABLE bills DISABLE TRIGGER bills_guard_final;
     UPDATE bills SET subtotal = total_amount;
+    -- Bills finalized before numbers existed get theirs, in finalization order.
+    UPDATE bills b SET number = n.number
+      FROM (SELECT x.id, 'INV-' || t.slug || '-' || lpad(k::text, greatest(5, length(k::text)), '0') AS number
+              FROM (SELECT id, tenant_id, row_number() OVER (PARTITION BY tenant_id ORDER BY finalized_at, period_start) AS k
+                      FROM bills WHERE status <> 'draft') x
+              JOIN tenants t ON t.id = x.tenant_id) n
+     WHERE b.id = n.id;
     ALTER TABLE bills ENABLE TRIGGER bills_guard_final;
   `);
 }

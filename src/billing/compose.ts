@@ -22,6 +22,7 @@ import {
   type AdjustmentLine,
   type Bill,
   type BillLine,
+  type ChargeModel,
   type Plan,
   type PlanInput,
 } from '../core/pricing/index.js';
@@ -81,16 +82,40 @@ export interface FinalizedBill {
 
 const iso = (d: Date): string => d.toISOString();
 
-/** Parsed segment plans by (plan id, allowances): a stored plan version never changes. */
+/**
+ * Charge models of a segment covering `share` of the period: tier bounds and flat fees scale with
+ * the share (as free allowances do), so a plan split into versions mid-month bills like the
+ * whole month; unit and package prices stay as they are.
+ */
+function proratedChargeModels(models: Plan['charge_models'], share: string): Plan['charge_models'] {
+  if (share === '1') return models;
+  const scale = (v: string): string => plain(new Dec(v).times(share));
+  const out: Record<string, ChargeModel> = {};
+  for (const [meter, model] of Object.entries(models)) {
+    out[meter] =
+      model.model === 'graduated' || model.model === 'volume'
+        ? { ...model, tiers: model.tiers.map((t) => ({ ...t, from: scale(t.from), up_to: t.up_to === null ? null : scale(t.up_to), flat_fee: scale(t.flat_fee) })) }
+        : model;
+  }
+  return out;
+}
+
+/** Parsed segment plans by (plan id, allowances, share): a stored plan version never changes. */
 const segmentPlans = new Map<string, Plan>();
 
 /** The plan of a segment with its prorated allowances, parsed once (a close prices thousands alike). */
 function segmentPlan(segment: BillSegment): Plan {
-  const key = `${segment.plan.id}|${segment.freeInvocations}|${segment.freeMbMs}`;
+  const share = segment.share ?? '1';
+  const key = `${segment.plan.id}|${segment.freeInvocations}|${segment.freeMbMs}|${share}`;
   let plan = segmentPlans.get(key);
   if (!plan) {
     const { free_tier_gb_s: _display, ...prices } = segment.plan;
-    const input: PlanInput = { ...prices, free_tier_invocations: segment.freeInvocations, free_tier_mb_ms: segment.freeMbMs };
+    const input: PlanInput = {
+      ...prices,
+      free_tier_invocations: segment.freeInvocations,
+      free_tier_mb_ms: segment.freeMbMs,
+      charge_models: proratedChargeModels(segment.plan.charge_models, share),
+    };
     plan = parsePlan(input);
     if (segmentPlans.size >= 1000) segmentPlans.clear();
     segmentPlans.set(key, plan);

@@ -24,6 +24,12 @@ export interface BillSegment {
   freeInvocations: string;
   /** MB·ms free in this segment. */
   freeMbMs: string;
+  /**
+   * The segment's share of the period ("1" for the whole period): free allowances, charge-model
+   * tier bounds and flat fees are prorated by it, so splitting a period among plan versions never
+   * gives more than one period's allowances or restarts tiers at 0 with full bounds.
+   */
+  share?: string;
 }
 
 /** How a segment is kept in bills.segments (a finalized bill is recomputed with exactly these). */
@@ -35,6 +41,8 @@ export const storedSegmentSchema = z.object({
   end: z.iso.datetime(),
   free_tier_invocations: z.string(),
   free_tier_mb_ms: z.string(),
+  /** Absent in segments stored before shares were kept: those were priced as whole. */
+  share: z.string().optional(),
 });
 export type StoredSegment = z.infer<typeof storedSegmentSchema>;
 
@@ -48,6 +56,7 @@ export function toStoredSegment(s: BillSegment): StoredSegment {
     end: s.end.toISOString(),
     free_tier_invocations: s.freeInvocations,
     free_tier_mb_ms: s.freeMbMs,
+    ...(s.share !== undefined && s.share !== '1' ? { share: s.share } : {}),
   };
 }
 
@@ -61,6 +70,7 @@ export async function fromStoredSegments(plans: PlanStore, stored: unknown): Pro
       end: new Date(s.end),
       freeInvocations: s.free_tier_invocations,
       freeMbMs: s.free_tier_mb_ms,
+      ...(s.share !== undefined ? { share: s.share } : {}),
     })),
   );
 }
@@ -83,11 +93,16 @@ export interface SegmentRequest {
 }
 
 /** The free allowances of `plan` for a segment of `segmentMs` out of a period of `periodMs`. */
-export function proratedAllowances(plan: StoredPlan, segmentMs: number, periodMs: number): { freeInvocations: string; freeMbMs: string } {
-  if (segmentMs === periodMs) return { freeInvocations: plan.free_tier_invocations, freeMbMs: plan.free_tier_mb_ms };
+export function proratedAllowances(plan: StoredPlan, segmentMs: number, periodMs: number): { freeInvocations: string; freeMbMs: string; share: string } {
+  if (segmentMs === periodMs) return { freeInvocations: plan.free_tier_invocations, freeMbMs: plan.free_tier_mb_ms, share: '1' };
   const share = (value: string, places: number): string =>
     plain(new Dec(value).times(segmentMs).div(periodMs).toDecimalPlaces(places, Dec.ROUND_DOWN));
-  return { freeInvocations: share(plan.free_tier_invocations, 0), freeMbMs: share(plan.free_tier_mb_ms, 3) };
+  return {
+    freeInvocations: share(plan.free_tier_invocations, 0),
+    freeMbMs: share(plan.free_tier_mb_ms, 3),
+    // 12 places: a share of a tier bound of 10^15 units stays exact to the unit.
+    share: plain(new Dec(segmentMs).div(periodMs).toDecimalPlaces(12, Dec.ROUND_HALF_UP)),
+  };
 }
 
 /**

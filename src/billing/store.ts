@@ -433,7 +433,7 @@ export async function saveBills(trx: Knex.Transaction, bills: readonly ComposedB
        )
        UPDATE bills b
           SET status = 'final', finalized_at = now(), updated_at = now(),
-              number = upper(todo.slug) || '-' || lpad((coalesce(issued.n, 0) + todo.k)::text, 5, '0')
+              number = 'INV-' || todo.slug || '-' || lpad((coalesce(issued.n, 0) + todo.k)::text, greatest(5, length((coalesce(issued.n, 0) + todo.k)::text)), '0')
          FROM todo LEFT JOIN issued ON issued.tenant_id = todo.tenant_id
         WHERE b.id = todo.id`,
       [[...ids.values()]],
@@ -471,7 +471,8 @@ export async function saveRunningCosts(db: Knex, bills: readonly ComposedBill[])
 }
 
 /**
- * Records the budget thresholds each bill's total (month-to-date) has reached, and returns the
+ * Records the budget thresholds each bill's month-to-date subtotal (usage and adjustments, before
+ * tax — what GET /tenants/:id/budget shows as month_to_date) has reached, and returns the
  * ones crossed for the first time in their period (the unique key makes that exactly once).
  */
 export async function recordBudgetAlerts(db: Knex, bills: readonly ComposedBill[]): Promise<BudgetAlert[]> {
@@ -485,7 +486,7 @@ export async function recordBudgetAlerts(db: Knex, bills: readonly ComposedBill[
       WHERE c.total >= b.amount * t.threshold / 100
      ON CONFLICT (budget_id, period_start, threshold) DO NOTHING
      RETURNING tenant_id, budget_id, threshold, amount, limit_amount, currency, period_start`,
-    [bills.map((b) => b.tenantId), bills.map((b) => b.period.start), bills.map((b) => b.total), bills.map((b) => b.currency)],
+    [bills.map((b) => b.tenantId), bills.map((b) => b.period.start), bills.map((b) => b.subtotal), bills.map((b) => b.currency)],
   );
   return result.rows
     .map((r) => {

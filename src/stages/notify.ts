@@ -42,15 +42,30 @@ export function verifySignature(secret: string, header: string, body: string, no
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
 
+/** The IPv4 address inside an IPv4-mapped (::ffff:a.b.c.d or ::ffff:xxxx:yyyy) or NAT64 (64:ff9b::/96) IPv6 address. */
+function embeddedIPv4(v6: string): string | undefined {
+  const m = /^(?:::ffff:|64:ff9b::)(?:(\d+\.\d+\.\d+\.\d+)|([0-9a-f]{1,4}):([0-9a-f]{1,4}))$/.exec(v6);
+  if (!m) return undefined;
+  if (m[1]) return m[1];
+  const hi = parseInt(m[2] ?? '0', 16);
+  const lo = parseInt(m[3] ?? '0', 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+}
+
 /** Whether an IP address is private, loopback, link-local or otherwise not on the public internet. */
 export function isPrivateAddress(ip: string): boolean {
   if (isIP(ip) === 4) {
     const [a = 0, b = 0] = ip.split('.').map(Number);
-    return a === 10 || a === 127 || a === 0 || (a === 169 && b === 254) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127) || a >= 224;
+    return (
+      a === 10 || a === 127 || a === 0 || (a === 169 && b === 254) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) ||
+      (a === 100 && b >= 64 && b <= 127) || (a === 198 && (b === 18 || b === 19)) || a >= 224
+    );
   }
   const v6 = ip.toLowerCase();
-  if (v6.startsWith('::ffff:')) return isPrivateAddress(v6.slice(7));
-  return v6 === '::1' || v6 === '::' || v6.startsWith('fc') || v6.startsWith('fd') || v6.startsWith('fe80');
+  const v4 = embeddedIPv4(v6);
+  if (v4 !== undefined) return isPrivateAddress(v4);
+  // ::1, ::, unique local fc00::/7, link-local fe80::/10, site-local fec0::/10, multicast ff00::/8.
+  return v6 === '::1' || v6 === '::' || /^f[cd]/.test(v6) || /^fe[89ab]/.test(v6) || /^fe[c-f]/.test(v6) || v6.startsWith('ff');
 }
 
 /** Why a webhook URL may not be used (null when it may): scheme, and a literal private host. */
@@ -63,7 +78,7 @@ export function urlProblem(url: string, allowPrivate: boolean): string | null {
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return 'only http and https URLs';
   if (parsed.username || parsed.password) return 'no credentials in the URL; the signature authenticates us';
-  const host = parsed.hostname.replace(/^\[|\]$/g, '');
+  const host = parsed.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
   if (!allowPrivate && (host === 'localhost' || host.endsWith('.localhost') || (isIP(host) !== 0 && isPrivateAddress(host)))) {
     return 'a private or loopback address (allowed only with WEBHOOK_ALLOW_PRIVATE_ADDRESSES)';
   }
@@ -132,9 +147,8 @@ export class Notifier {
       // Only ids can match a tenant's webhook (anything else in the data reaches operators only).
       .where((w) => void w.whereNull('tenant_id').orWhereIn('tenant_id', target.tenants.filter((t) => uuidText.test(t))))
       .orderBy('id')) as WebhookRow[];
-    const out: DeliveryOutcome[] = [];
-    for (const hook of hooks) out.push(await this.deliver(hook, event, target.partFor(hook.tenant_id)));
-    return out;
+    // Webhooks are independent: one slow receiver must not hold the others back.
+    return Promise.all(hooks.map((hook) => this.deliver(hook, event, target.partFor(hook.tenant_id))));
   }
 
   private async deliver(hook: WebhookRow, event: CloudEvent<unknown>, data: unknown): Promise<DeliveryOutcome> {
@@ -181,8 +195,11 @@ export class Notifier {
       const problem = urlProblem(hook.url, allowPrivate);
       if (problem) return { status: null, error: `refused: ${problem}` };
       if (!allowPrivate) {
-        const { address } = await lookup(new URL(hook.url).hostname);
-        if (isPrivateAddress(address)) return { status: null, error: `refused: ${new URL(hook.url).hostname} resolves to a private address` };
+        // Every address the name resolves to must be public (a literal IPv6 host loses its brackets).
+        const host = new URL(hook.url).hostname.replace(/^\[|\]$/g, '');
+        const addresses = isIP(host) !== 0 ? [{ address: host }] : await lookup(host, { all: true });
+        const bad = addresses.find((a) => isPrivateAddress(a.address));
+        if (bad) return { status: null, error: `refused: ${host} resolves to a private address (${bad.address})` };
       }
       const now = Math.floor((this.options.now?.() ?? new Date()).getTime() / 1000);
       const res = await fetch(hook.url, {

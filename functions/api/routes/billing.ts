@@ -454,7 +454,7 @@ export const billingRoutes = (deps: ApiDeps) => {
       method: 'post',
       path: '/bills/:id/credit-notes',
       summary: 'Issue a credit note against a final or paid bill (the bill itself never changes)',
-      description: 'amount defaults to what is left to credit on the bill; credit notes of a bill never exceed its total. Numbered CN-<SLUG>-00001 per tenant.',
+      description: 'amount defaults to what is left to credit on the bill; credit notes of a bill never exceed its total. Numbered CN-<slug>-00001 per tenant.',
       tag: 'billing',
       auth: ['admin'],
       params: idParams,
@@ -475,7 +475,7 @@ export const billingRoutes = (deps: ApiDeps) => {
           }
           const tenant = (await trx('tenants').select('slug').where({ id: bill.tenantId }).first()) as { slug: string };
           const issued = Number(((await trx('credit_notes').where({ tenant_id: bill.tenantId }).count<{ n: string }[]>({ n: '*' }))[0]?.n ?? 0));
-          const number = `CN-${tenant.slug.toUpperCase()}-${String(issued + 1).padStart(5, '0')}`;
+          const number = `CN-${tenant.slug}-${String(issued + 1).padStart(5, '0')}`;
           const [row] = (await trx('credit_notes')
             .insert({ bill_id: bill.id, tenant_id: bill.tenantId, number, amount: amount.toFixed(digits), currency: bill.currency, reason: body.reason, created_by: `key:${principal.keyId}` })
             .returning('*')) as CreditNoteRow[];

@@ -79,15 +79,25 @@ export const budgetRoutes = (deps: ApiDeps) => {
       auth: ['admin', 'tenant'],
       params: idParams,
       body: z.strictObject({
-        amount: z.string().regex(/^\d+(\.\d+)?$/, 'a positive decimal string in the tenant’s currency'),
+        amount: z.string().regex(/^\d{1,15}(\.\d+)?$/, 'a positive decimal string in the tenant’s currency (at most 15 integer digits)').describe('before tax, like month_to_date'),
         thresholds: z.array(z.number().int().min(1).max(1000)).min(1).max(10).optional().describe('default [50, 80, 100]'),
       }),
       responses: { 200: { description: 'The budget', schema: budgetSchema } },
       handle: async ({ principal, params, body }) => {
         const tenant = await visibleTenant(db, principal, params.id);
-        if (new Dec(body.amount).lte(0)) throw new ApiError('validation_failed', 'amount must be above 0', [{ name: 'body.amount', reason: 'must be above 0' }]);
+        const digits = minorUnitDigits(tenant.currency);
+        const amount = new Dec(body.amount);
+        if (amount.lte(0)) throw new ApiError('validation_failed', 'amount must be above 0', [{ name: 'body.amount', reason: 'must be above 0' }]);
+        if (amount.decimalPlaces() > digits) {
+          throw new ApiError('validation_failed', `amount has more decimals than ${tenant.currency} has (${digits})`, [{ name: 'body.amount', reason: 'too many decimals' }]);
+        }
         const thresholds = [...new Set(body.thresholds ?? [50, 80, 100])].sort((a, b) => a - b);
         await db.transaction(async (trx) => {
+          const before = (await trx('budgets').where({ tenant_id: tenant.id }).first()) as BudgetRow | undefined;
+          // A changed budget is judged afresh this period: its thresholds can alert again.
+          if (before && (!new Dec(before.amount).eq(amount) || before.thresholds.join() !== thresholds.join())) {
+            await trx('budget_alerts').where({ budget_id: before.id, period_start: currentPeriod(deps.now(), tenant.timezone).start }).delete();
+          }
           await trx('budgets')
             .insert({ tenant_id: tenant.id, amount: body.amount, thresholds })
             .onConflict('tenant_id')

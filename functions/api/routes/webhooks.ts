@@ -33,6 +33,9 @@ const deliverySchema = z.object({
   at: z.string(),
 });
 
+/** Webhooks one tenant (or the operator) may register. */
+const MAX_WEBHOOKS = 10;
+
 interface WebhookRow {
   id: string;
   tenant_id: string | null;
@@ -67,6 +70,8 @@ export const webhookRoutes = (deps: ApiDeps) => {
         const problem = urlProblem(body.url, deps.config.WEBHOOK_ALLOW_PRIVATE_ADDRESSES);
         if (problem) throw new ApiError('validation_failed', `url: ${problem}`, [{ name: 'body.url', reason: problem }]);
         const tenant = await scopedTenant(db, principal, body.tenant_id);
+        const count = Number((await db('webhooks').where({ tenant_id: tenant?.id ?? null }).count<{ n: string }[]>({ n: '*' }))[0]?.n ?? 0);
+        if (count >= MAX_WEBHOOKS) throw new ApiError('conflict', `at most ${MAX_WEBHOOKS} webhooks per tenant; delete one first`);
         const secret = `whsec_${randomBytes(24).toString('base64url')}`;
         return db.transaction(async (trx) => {
           const [row] = (await trx('webhooks').insert({ tenant_id: tenant?.id ?? null, url: body.url, secret, events: [...new Set(body.events)] }).returning('*')) as WebhookRow[];

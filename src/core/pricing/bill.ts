@@ -386,6 +386,8 @@ export function adjustmentLines(
       e = { service: l.service, meter: l.meter, unit: l.unit, description: l.description, before: empty(), after: empty() };
       entries.set(keyOf(l), e);
     }
+    // Name the line after a bill line of its own, never after an earlier adjustment's description.
+    if (what !== 'previous adjustments' && e.description.startsWith('Adjustment for ')) e.description = l.description;
     const s = e[side];
     if (s.unitPrice !== undefined && !new Dec(s.unitPrice).eq(l.unitPrice)) {
       throw new RangeError(`${what}: ${l.service} ${l.meter} has two unit prices (${s.unitPrice}, ${l.unitPrice})`);

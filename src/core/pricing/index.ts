@@ -18,3 +18,6 @@ export type { BilledQuantities, MeteredInvocation } from './meter.js';
 export { adjustmentLines, computeBill, meters, normalisePeriod, sumLineAmounts } from './bill.js';
 export type { AdjustmentLine, Bill, BillLine, BillingPeriod, GbSDisplay, Meter, UsageChunk } from './bill.js';
 export { seedPlans, standardRubPlan, standardUsdPlan } from './seed.js';
+export { chargeModelSchema, describeModel, parseChargeModel, priceQuantity, safeParseChargeModel } from './tiers.js';
+export type { ChargeModel, ChargeModelInput, PricedQuantity, TierCharge } from './tiers.js';
+export type { ChargeModels } from './plan.js';
