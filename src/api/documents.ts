@@ -41,6 +41,8 @@ export interface BillDocumentTenant {
   billing_email: string | null;
   currency: string;
   timezone: string;
+  /** What the tax is called on the tenant's invoices ("VAT", "MWST"); "Tax" when absent. */
+  tax_label?: string;
 }
 
 /** A stored bill with its tenant: everything a bill document shows. */
@@ -253,6 +255,7 @@ export function billCsv(doc: BillDocument): string {
     ['usage_as_of', v.usageAsOf],
     ['line_count', String(v.lines.length)],
     ['subtotal', v.subtotal],
+    ['tax_label', text(v.tenant.tax_label ?? 'Tax')],
     ['tax_rate_percent', v.taxPercent],
     ['tax_amount', v.taxAmount],
     ['total', v.total],
@@ -526,7 +529,7 @@ function renderPdf(pdf: PDFKit.PDFDocument, v: DocumentView): void {
   }
   const summary = (label: string, amount: string): string[] => columns.map((c) => (c.title === 'Description' ? label : c.title === 'Amount' ? amount : ''));
   w.row(summary(`Subtotal (${v.currency})`, v.subtotal), { onNewPage: tableHeader });
-  w.row(summary(`Tax ${v.taxPercent}% (${v.currency})`, v.taxAmount), { onNewPage: tableHeader });
+  w.row(summary(`${v.tenant.tax_label ?? 'Tax'} ${v.taxPercent}% (${v.currency})`, v.taxAmount), { onNewPage: tableHeader });
   w.row(summary(`Total (${v.currency})`, v.total), { bold: true, onNewPage: tableHeader });
   w.footers(v.billId);
 }

@@ -62,7 +62,7 @@ const billSchema = z.object({
   tax_rate: decimalText,
   tax_amount: decimalText.describe('subtotal × tax_rate, rounded half-up once'),
   total: decimalText.describe('subtotal + tax_amount'),
-  total_unrounded: decimalText,
+  total_unrounded: decimalText.describe('sum of the unrounded lines, before tax'),
   segments: z.array(segmentSchema),
   line_items: z.array(lineSchema),
   usage_as_of: z.string().nullable(),
@@ -210,7 +210,7 @@ const reportSchema = z.object({
   bills: z.array(z.object({ id: z.string(), period_start: z.string(), period_end: z.string(), month: z.string(), status: z.string(), total: decimalText, finalized_at: z.string().nullable(), paid_at: z.string().nullable() })),
   by_month: z.array(z.object({ month: z.string(), total: decimalText, status: z.string() })),
   by_service: z.array(z.object({ service_id: z.string().nullable(), service: z.string(), total: decimalText })),
-  totals: z.object({ billed: decimalText, paid: decimalText, outstanding: decimalText, draft: decimalText, credited: decimalText.describe('credit notes issued on these bills') }),
+  totals: z.object({ billed: decimalText.describe('final and paid bills, with tax'), paid: decimalText, outstanding: decimalText.describe('final bills not yet paid (credit notes are listed apart, in credited)'), draft: decimalText, credited: decimalText.describe('credit notes issued on these bills') }),
 });
 
 async function report(db: Knex, tenant: { id: string; slug: string; name: string; currency: string; timezone: string }, from?: Date, to?: Date): Promise<z.infer<typeof reportSchema>> {
