@@ -48,7 +48,16 @@ const lineSchema = z.object({
   segment_start: z.string(),
   segment_end: z.string(),
 });
-const segmentSchema = z.object({ plan_id: z.string(), plan: z.string(), version: z.number(), start: z.string(), end: z.string(), free_tier_invocations: z.string(), free_tier_mb_ms: z.string() });
+const segmentSchema = z.object({
+  plan_id: z.string(),
+  plan: z.string(),
+  version: z.number(),
+  start: z.string(),
+  end: z.string(),
+  free_tier_invocations: z.string(),
+  free_tier_mb_ms: z.string(),
+  share: z.string().optional().describe('the segment’s share of the period (absent: the whole period); allowances, tier bounds and flat fees are prorated by it'),
+});
 const billSchema = z.object({
   id: z.string().nullable().describe('null for a preview'),
   tenant_id: z.string(),
