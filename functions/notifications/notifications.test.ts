@@ -138,6 +138,30 @@ describe('notifications function (webhooks)', function () {
     assert.ok(listed.body.items.every((w) => w.secret === undefined), 'secrets are never listed');
   });
 
+  it('a close of every tenant reaches each tenant’s bill webhooks as that bill’s bill.generated, once', async () => {
+    const before = received.filter((r) => r.path === '/a').length;
+    const bill = (tenant: string, id: string) => ({
+      bill_id: id,
+      tenant_id: ids[tenant] ?? '',
+      status: 'final',
+      total: '1.00',
+      currency: 'USD',
+      period_start: '2025-09-01T00:00:00Z',
+      period_end: '2025-10-01T00:00:00Z',
+    });
+    const closed = new CloudEvent<unknown>({ type: EventType.billsClosed, source: eventSource('price'), id: 'close-1', data: { bills: [bill('hook-a', 'b-a'), bill('hook-b', 'b-b')] } });
+    const res = await postBinary(fn.url, closed);
+    assert.equal(res.status, 200, res.text);
+    const toA = received.filter((r) => r.path === '/a').slice(before);
+    assert.equal(toA.length, 1, 'A subscribed to bill.generated and gets its own bill only');
+    const delivered = JSON.parse(toA[0]?.body ?? '{}') as { type: string; id: string; data: { bill_id: string } };
+    assert.deepEqual([delivered.type, delivered.id, delivered.data.bill_id], [EventType.billGenerated, 'bill-b-a-final', 'b-a']);
+    // The same bill announced again on its own (a single-tenant close) is not sent twice.
+    const single = new CloudEvent<unknown>({ type: EventType.billGenerated, source: eventSource('price'), id: 'bill-b-a-final', data: bill('hook-a', 'b-a') });
+    await postBinary(fn.url, single);
+    assert.equal(received.filter((r) => r.path === '/a').length, before + 1);
+  });
+
   it('refuses private and loopback targets unless allowed, and non-http URLs always', () => {
     for (const url of [
       'http://127.0.0.1:9/x',

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { CloudEvent } from 'cloudevents';
-import { EventType, billGeneratedData, budgetExceededData, eventSource } from '../../src/contract/events.js';
+import { EventType, billGeneratedData, billsClosedData, budgetExceededData, eventSource } from '../../src/contract/events.js';
 import { pingEventType, pingSourceSource } from '../../src/contract/routing.js';
 import { assignPlan, createPlan, createService, createTenant, insertHours } from '../../src/billing/testing.js';
 import { freshDatabase, viaPort, type TestDatabase } from '../../test/support/db.js';
@@ -121,8 +121,10 @@ describe('price function', function () {
     const la = await createTenant(t.db, { slug: 'la', timezone: 'America/Los_Angeles' });
     const first = await postBinary(fn.url, tick());
     assert.equal(first.status, 200, first.text);
-    // acme's October was closed by the previous test.
-    assert.deepEqual(first.json, { closed: 2, already_final: 1, skipped: 0, failed: [], total_by_currency: { RUB: '0.00', USD: '0.00' } });
+    // acme's October was closed by the previous test: the reply names the two bills this tick finalized.
+    assert.equal(first.headers.get('ce-type'), EventType.billsClosed);
+    const closed = billsClosedData.parse(first.json);
+    assert.deepEqual(closed.bills.map((b) => [b.tenant_id, b.status, b.total]).sort(), [[tokyo, 'final', '0.00'], [la, 'final', '0.00']].sort());
     const periods = await t
       .db('bills')
       .whereIn('tenant_id', [tokyo, la])

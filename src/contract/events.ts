@@ -14,6 +14,7 @@ export const EventType = {
   usageAggregated: 'faasbilling.usage.aggregated.v1',
   billingClose: 'faasbilling.billing.close.v1',
   billGenerated: 'faasbilling.bill.generated.v1',
+  billsClosed: 'faasbilling.bills.closed.v1',
   budgetExceeded: 'faasbilling.budget.exceeded.v1',
   forecastTick: 'faasbilling.forecast.tick.v1',
   anomalyDetected: 'faasbilling.anomaly.detected.v1',
@@ -57,6 +58,9 @@ export const billGeneratedData = z.object({
   period_start: isoTime,
   period_end: isoTime,
 });
+/** The bills a close of every tenant's period finalized (the single-tenant close replies bill.generated). */
+export const billsClosedData = z.object({ bills: z.array(billGeneratedData).min(1) });
+export type BillsClosedData = z.infer<typeof billsClosedData>;
 /** One threshold of a tenant's monthly budget crossed by its month-to-date cost. */
 export const budgetAlert = z.object({
   tenant_id: z.string(),
@@ -105,6 +109,7 @@ export const dataSchemas = {
   [EventType.usageAggregated]: usageAggregatedData,
   [EventType.billingClose]: billingCloseData,
   [EventType.billGenerated]: billGeneratedData,
+  [EventType.billsClosed]: billsClosedData,
   [EventType.budgetExceeded]: budgetExceededData,
   [EventType.forecastTick]: forecastTickData,
   [EventType.anomalyDetected]: anomalyDetectedData,

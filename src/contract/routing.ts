@@ -62,11 +62,12 @@ export const routing = {
       { via: 'trigger', type: EventType.billingClose },
       { via: 'trigger', type: pingEventType, pingSource: 'billing-close-tick' },
     ],
-    emits: [EventType.billGenerated, EventType.budgetExceeded],
+    emits: [EventType.billGenerated, EventType.billsClosed, EventType.budgetExceeded],
   },
   notifications: {
     consumes: [
       { via: 'trigger', type: EventType.billGenerated },
+      { via: 'trigger', type: EventType.billsClosed },
       { via: 'trigger', type: EventType.budgetExceeded },
       { via: 'trigger', type: EventType.anomalyDetected },
     ],

@@ -19,13 +19,14 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { CloudEvent } from 'cloudevents';
 import type { Knex } from 'knex';
-import { EventType, anomalyDetectedData, billGeneratedData, budgetExceededData } from '../contract/events.js';
+import { CloudEvent as CloudEventClass } from 'cloudevents';
+import { EventType, anomalyDetectedData, billGeneratedData, billsClosedData, budgetExceededData } from '../contract/events.js';
 import { BillingError } from '../contract/problem.js';
 import type { Logger } from '../runtime/logger.js';
 
 const uuidText = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export const notifiableTypes: readonly string[] = [EventType.billGenerated, EventType.budgetExceeded, EventType.anomalyDetected];
+export const notifiableTypes: readonly string[] = [EventType.billGenerated, EventType.billsClosed, EventType.budgetExceeded, EventType.anomalyDetected];
 
 /** The signature header of a body sent at `timestamp` (unix seconds). */
 export function signature(secret: string, timestamp: number, body: string): string {
@@ -116,6 +117,13 @@ function audience(event: CloudEvent<unknown>): { tenants: string[]; partFor: (te
     const data = billGeneratedData.parse(event.data);
     return { tenants: [data.tenant_id], partFor: () => data };
   }
+  if (event.type === EventType.billsClosed) {
+    const data = billsClosedData.parse(event.data);
+    return {
+      tenants: [...new Set(data.bills.map((b) => b.tenant_id))],
+      partFor: (tenantId) => (tenantId === null ? data : { bills: data.bills.filter((b) => b.tenant_id === tenantId) }),
+    };
+  }
   if (event.type === EventType.anomalyDetected) {
     const data = anomalyDetectedData.parse(event.data);
     return { tenants: [data.tenant_id], partFor: () => data };
@@ -148,7 +156,30 @@ export class Notifier {
       .where((w) => void w.whereNull('tenant_id').orWhereIn('tenant_id', target.tenants.filter((t) => uuidText.test(t))))
       .orderBy('id')) as WebhookRow[];
     // Webhooks are independent: one slow receiver must not hold the others back.
-    return Promise.all(hooks.map((hook) => this.deliver(hook, event, target.partFor(hook.tenant_id))));
+    const outcomes = await Promise.all(hooks.map((hook) => this.deliver(hook, event, target.partFor(hook.tenant_id))));
+    if (event.type === EventType.billsClosed) outcomes.push(...(await this.eachBill(event)));
+    return outcomes;
+  }
+
+  /**
+   * A close of every tenant: each bill also goes to the webhooks subscribed to bill.generated, as
+   * the bill.generated event a single-tenant close would have sent (same id, so never twice), a
+   * few bills at a time.
+   */
+  private async eachBill(event: CloudEvent<unknown>): Promise<DeliveryOutcome[]> {
+    const { bills } = billsClosedData.parse(event.data);
+    const subscribed = (await this.options.db('webhooks').where({ active: true }).whereRaw('? = ANY(events)', [EventType.billGenerated]).first()) as unknown;
+    if (!subscribed) return [];
+    const out: DeliveryOutcome[] = [];
+    const queue = [...bills];
+    const worker = async (): Promise<void> => {
+      for (let bill = queue.shift(); bill; bill = queue.shift()) {
+        const single = new CloudEventClass<unknown>({ type: EventType.billGenerated, source: event.source, id: `bill-${bill.bill_id}-${bill.status}`, data: bill });
+        out.push(...(await this.notify(single)));
+      }
+    };
+    await Promise.all(Array.from({ length: 4 }, () => worker()));
+    return out;
   }
 
   private async deliver(hook: WebhookRow, event: CloudEvent<unknown>, data: unknown): Promise<DeliveryOutcome> {

@@ -20,7 +20,8 @@ import type { z } from 'zod';
 import type { Billing, BillSummary, CloseOptions } from '../billing/index.js';
 import { BillingServiceError, monthLabelOf } from '../billing/index.js';
 import { nextMonthLabel } from '../billing/periods.js';
-import { EventType, billGeneratedData, billingCloseData, budgetExceededData, eventSource, usageAggregatedData, type BillingCloseData } from '../contract/events.js';
+import { createHash } from 'node:crypto';
+import { EventType, billGeneratedData, billingCloseData, billsClosedData, budgetExceededData, eventSource, usageAggregatedData, type BillingCloseData } from '../contract/events.js';
 import { BillingError } from '../contract/problem.js';
 import { Dec, formatAmount } from '../core/pricing/index.js';
 import { pingEventType } from '../contract/routing.js';
@@ -70,8 +71,8 @@ function dataOf<T>(schema: z.ZodType<T>, event: CloudEvent<unknown>): T {
 const json = (body: object): FunctionResult => ({ statusCode: 200, headers: { 'content-type': 'application/json' }, body });
 
 /** The bill.generated reply for one bill. */
-export function billGeneratedEvent(bill: BillSummary): CloudEvent<unknown> {
-  const data = billGeneratedData.parse({
+const billData = (bill: BillSummary) =>
+  billGeneratedData.parse({
     bill_id: bill.billId,
     tenant_id: bill.tenantId,
     status: bill.status,
@@ -80,7 +81,19 @@ export function billGeneratedEvent(bill: BillSummary): CloudEvent<unknown> {
     period_start: bill.periodStart,
     period_end: bill.periodEnd,
   });
-  return new CloudEvent({ id: `bill-${bill.billId}-${bill.status}`, type: EventType.billGenerated, source: eventSource('price'), data });
+
+/** The id of a bill's bill.generated event: the same whichever close produced it (webhooks dedup on it). */
+export const billEventId = (billId: string, status: string): string => `bill-${billId}-${status}`;
+
+export function billGeneratedEvent(bill: BillSummary): CloudEvent<unknown> {
+  return new CloudEvent({ id: billEventId(bill.billId, bill.status), type: EventType.billGenerated, source: eventSource('price'), data: billData(bill) });
+}
+
+/** The bills one close of every tenant finalized, as one event (its id names exactly those bills). */
+export function billsClosedEvent(bills: readonly BillSummary[]): CloudEvent<unknown> {
+  const ids = bills.map((b) => b.billId).sort();
+  const id = `bills-closed-${createHash('sha256').update(ids.join(',')).digest('hex').slice(0, 32)}`;
+  return new CloudEvent({ id, type: EventType.billsClosed, source: eventSource('price'), data: billsClosedData.parse({ bills: bills.map(billData) }) });
 }
 
 /** What a billing.close event asks for, as service options. */
@@ -168,6 +181,8 @@ export class PriceStage {
       const bill = result.closed[0] ?? result.alreadyFinal[0];
       if (bill) return billGeneratedEvent(bill);
     }
+    // Every tenant's close: the bills it finalized are one event (webhooks get each tenant's own).
+    if (result.closed.length > 0) return billsClosedEvent(result.closed);
     return json({
       closed: result.closed.length,
       already_final: result.alreadyFinal.length,
