@@ -209,6 +209,21 @@ describe('REST API rules', function () {
     assert.equal(split.total, '6.00');
   });
 
+  it('taxes a late-usage adjustment at the rate of the bill it corrects', async () => {
+    const t = await tenant({ tax_rate: '0.2' });
+    const plan = await ok('POST', '/pricing/plans', { name: `tax-adj-${t.id}`, currency: 'USD', price_per_invocation: '1' });
+    await ok('PUT', `/tenants/${t.id}/pricing-plan`, { pricing_plan_id: plan.id, effective_from: '2025-01-01T00:00:00Z' });
+    await usage(t.id, '2025-10-05T10:00:00Z', 10);
+    const october = await ok<{ id: string; total: string }>('POST', '/billing/generate', { tenant_id: t.id, month: '2025-10' });
+    assert.equal(october.total, '12.00'); // 10.00 + 20%
+    await ok('POST', `/bills/${october.id}/finalize`);
+    await ok('PATCH', `/tenants/${t.id}`, { tax_rate: '0.1' });
+    await usage(t.id, '2025-10-20T10:00:00Z', 5); // late for October: +5.00, taxed at October's 20% = 1.00
+    await usage(t.id, '2025-11-05T10:00:00Z', 3); // November's own: 3.00, taxed at 10% = 0.30
+    const november = await ok<{ subtotal: string; tax_amount: string; total: string }>('POST', '/billing/calculate', { tenant_id: t.id, month: '2025-11' });
+    assert.deepEqual([november.subtotal, november.tax_amount, november.total], ['8.00', '1.30', '9.30']);
+  });
+
   it('numbers invoices of tenants whose slugs differ only in case apart', async () => {
     const upper = await tenant({ slug: `Case-${n}` });
     const lower = await tenant({ slug: `case-${n}` });

@@ -8,7 +8,8 @@
  * - Adjustments are computed per segment of the finalized bill (a segment has one set of unit
  *   prices), against the finalized lines plus adjustments already issued on other final bills.
  * - subtotal = sum of every rounded line (usage and adjustments); the unrounded sum is kept beside
- *   it; tax = subtotal × the tenant's rate, rounded half-up once; total = subtotal + tax.
+ *   it; tax = subtotal × the tenant's rate, rounded half-up once per rate (adjustment lines at the
+ *   rate of the bill they correct); total = subtotal + tax.
  */
 import {
   Dec,
@@ -198,6 +199,8 @@ export function composeBill(input: {
   currency: string;
   /** The tenant's tax rate as a fraction; default 0. */
   taxRate?: string;
+  /** The rate each corrected bill was taxed at (by bill id): its adjustment lines are taxed at it. */
+  adjustedBillTaxRates?: ReadonlyMap<string, string>;
   period: { start: Date; end: Date };
   segments: BillSegment[];
   usageLines: PricedLine[];
@@ -208,7 +211,15 @@ export function composeBill(input: {
   const lines = [...input.usageLines, ...input.adjustmentLines];
   const all = sumLineAmounts(lines, input.currency);
   const taxRate = input.taxRate ?? '0';
-  const taxAmount = roundHalfUp(new Dec(all.total).times(taxRate), input.currency);
+  // Tax once per rate on the rounded subtotal of the lines taxed at it: the period's own lines at
+  // today's rate, each correction at the rate of the bill it corrects (one group when all agree).
+  const byRate = new Map<string, PricedLine[]>();
+  for (const l of lines) {
+    const rate = plain(new Dec((l.adjustsBillId ? input.adjustedBillTaxRates?.get(l.adjustsBillId) : undefined) ?? taxRate));
+    byRate.set(rate, [...(byRate.get(rate) ?? []), l]);
+  }
+  let taxAmount = new Dec(0);
+  for (const [rate, group] of byRate) taxAmount = taxAmount.plus(roundHalfUp(new Dec(sumLineAmounts(group, input.currency).total).times(rate), input.currency));
   const digits = minorUnitDigits(input.currency);
   return {
     tenantId: input.tenantId,

@@ -479,6 +479,7 @@ export class Billing {
           tenantId,
           currency: t.tenant.currency.trim(),
           taxRate: t.tenant.tax_rate,
+          adjustedBillTaxRates: new Map(finalizedRows.filter((r) => r.tenant_id === tenantId).map((r) => [r.id, r.tax_rate])),
           period: t.period,
           segments,
           usageLines: usageLines(segments, (periodKeys.get(tenantId) ?? []).map((k) => usage.get(k) ?? [])),

@@ -57,6 +57,8 @@ export interface FinalizedBillRow {
   period_start: Date;
   period_end: Date;
   segments: unknown;
+  /** The tax rate the finalized bill was taxed at: its adjustments are taxed at it too. */
+  tax_rate: string;
 }
 
 const uuidText = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -151,13 +153,13 @@ export async function finalizedToReconcile(db: Knex, targets: readonly { tenantI
   const result = await db.raw<{ rows: FinalizedBillRow[] }>(
     `WITH t AS (SELECT * FROM unnest(?::uuid[], ?::timestamptz[]) AS t(tenant_id, before)),
      fin AS (
-       SELECT b.id, b.tenant_id, b.currency, b.period_start, b.period_end, b.segments,
+       SELECT b.id, b.tenant_id, b.currency, b.period_start, b.period_end, b.segments, b.tax_rate,
               coalesce(b.usage_as_of, b.finalized_at, b.updated_at) AS as_of
          FROM bills b JOIN t ON b.tenant_id = t.tenant_id
         WHERE b.status <> 'draft' AND b.period_start < t.before
      ),
      mark AS (SELECT tenant_id, max(as_of) AS watermark FROM fin GROUP BY tenant_id)
-     SELECT f.id, f.tenant_id, f.currency, f.period_start, f.period_end, f.segments
+     SELECT f.id, f.tenant_id, f.currency, f.period_start, f.period_end, f.segments, f.tax_rate
        FROM fin f JOIN mark m ON m.tenant_id = f.tenant_id
       WHERE EXISTS (
         SELECT 1 FROM usage_aggregate a
