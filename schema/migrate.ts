@@ -14,6 +14,7 @@ import * as chargeModels from './migrations/0008_charge_models.js';
 import * as budgets from './migrations/0009_budgets.js';
 import * as webhooks from './migrations/0010_webhooks.js';
 import * as creditNotes from './migrations/0011_credit_notes.js';
+import * as budgetOutbox from './migrations/0012_budget_outbox.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -32,6 +33,7 @@ const migrations: Record<string, Migration> = {
   '0009_budgets': budgets,
   '0010_webhooks': webhooks,
   '0011_credit_notes': creditNotes,
+  '0012_budget_outbox': budgetOutbox,
 };
 
 /** Every migration, in the order they apply. */

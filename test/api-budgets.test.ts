@@ -51,6 +51,9 @@ describe('budgets over the API', function () {
     const billing = new Billing({ db: api.database.db, now });
     const update = await billing.updateRunningCost([tenantId]);
     assert.deepEqual(update.alerts.map((a) => [a.threshold, a.amount]), [[50, '0.60']]);
+    const repeated = await billing.updateRunningCost([tenantId]);
+    assert.deepEqual(repeated.alerts.map((a) => a.alert_id), update.alerts.map((a) => a.alert_id), 'repeated until handled, never a new alert');
+    await api.database.db('budget_alerts').where({ tenant_id: tenantId }).update({ notified_at: api.database.db.fn.now() });
     assert.deepEqual((await billing.updateRunningCost([tenantId])).alerts, [], 'once per threshold per period');
 
     const read = await api.call<Budget>('GET', `/tenants/${tenantId}/budget`);

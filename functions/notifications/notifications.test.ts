@@ -74,6 +74,7 @@ describe('notifications function (webhooks)', function () {
   });
 
   const alert = (tenant: string, threshold: number) => ({
+    alert_id: String(threshold),
     tenant_id: ids[tenant] ?? '',
     budget_id: '00000000-0000-4000-8000-000000000000',
     threshold,
@@ -89,10 +90,12 @@ describe('notifications function (webhooks)', function () {
     const res = await postBinary(fn.url, budgetEvent());
     assert.equal(res.status, 200, res.text);
     const byPath = new Map(received.map((r) => [r.path, r]));
-    const alertsOf = (path: string): number[] => (JSON.parse(byPath.get(path)?.body ?? '{}') as { data: { alerts: { threshold: number }[] } }).data.alerts.map((a) => a.threshold);
+    // Each alert is its own delivery (under its own id): the operator gets two.
+    const alertsOf = (path: string): number[] =>
+      received.filter((r) => r.path === path).flatMap((r) => (JSON.parse(r.body) as { data: { alerts: { threshold: number }[] } }).data.alerts.map((a) => a.threshold));
     assert.deepEqual(alertsOf('/a'), [80]);
     assert.deepEqual(alertsOf('/b'), [50]);
-    assert.deepEqual(alertsOf('/operator'), [80, 50]);
+    assert.deepEqual(alertsOf('/operator').sort(), [50, 80]);
     const now = Math.floor(Date.now() / 1000);
     for (const [path, name] of [['/a', 'a'], ['/b', 'b'], ['/operator', 'operator']] as const) {
       const r = byPath.get(path);
@@ -107,7 +110,7 @@ describe('notifications function (webhooks)', function () {
     const before = received.length;
     const res = await postBinary(fn.url, budgetEvent());
     assert.equal(res.status, 200);
-    assert.deepEqual((res.json as { deliveries: { outcome: string }[] }).deliveries.map((d) => d.outcome), ['already_delivered', 'already_delivered', 'already_delivered']);
+    assert.deepEqual((res.json as { deliveries: { outcome: string }[] }).deliveries.map((d) => d.outcome), ['already_delivered', 'already_delivered', 'already_delivered', 'already_delivered']);
     assert.equal(received.length, before);
   });
 
@@ -160,6 +163,18 @@ describe('notifications function (webhooks)', function () {
     const single = new CloudEvent<unknown>({ type: EventType.billGenerated, source: eventSource('price'), id: 'bill-b-a-final', data: bill('hook-a', 'b-a') });
     await postBinary(fn.url, single);
     assert.equal(received.filter((r) => r.path === '/a').length, before + 1);
+  });
+
+  it('marks the budget alerts it handled (the outbox the price stage repeats from)', async () => {
+    const db = api.database.db;
+    const [budget] = await db('budgets').insert({ tenant_id: ids['hook-a'], amount: '5' }).returning<{ id: string }[]>('id');
+    const [row] = await db('budget_alerts')
+      .insert({ budget_id: budget?.id, tenant_id: ids['hook-a'], period_start: '2025-10-01T00:00:00Z', threshold: 80, amount: '4', limit_amount: '5', currency: 'USD' })
+      .returning<{ id: string }[]>('id');
+    const event = new CloudEvent<unknown>({ type: EventType.budgetExceeded, source: eventSource('price'), data: { alerts: [{ ...alert('hook-a', 80), alert_id: String(row?.id) }] } });
+    assert.equal((await postBinary(fn.url, event)).status, 200);
+    const stored = (await db('budget_alerts').where({ id: row?.id }).first()) as { notified_at: Date | null };
+    assert.ok(stored.notified_at instanceof Date);
   });
 
   it('refuses private and loopback targets unless allowed, and non-http URLs always', () => {

@@ -169,9 +169,13 @@ describe('price function', function () {
         [80, '0.40', '0.50', 'USD', '2026-11-01T00:00:00.000Z'],
       ],
     );
-    // The same figures again: nothing new to announce.
+    // Not yet handled by notifications: announced again, the same alerts (an outbox).
     const again = await postStructured(fn.url, aggregatedEvent([tenantId]));
-    assert.deepEqual(again.json, { updated: 1, failed: [] });
+    assert.deepEqual(budgetExceededData.parse(again.json).alerts.map((a) => a.alert_id), data.alerts.map((a) => a.alert_id));
+    // Once handled, the same figures announce nothing.
+    await t.db('budget_alerts').where({ tenant_id: tenantId }).update({ notified_at: t.db.fn.now() });
+    const quiet = await postStructured(fn.url, aggregatedEvent([tenantId]));
+    assert.deepEqual(quiet.json, { updated: 1, failed: [] });
     // More usage (0.60 = 120%): only 100 is new.
     await insertHours(t.db, [{ tenantId, ...service, start: '2026-11-01T04:00:00Z', invocations: 1_000_000, billedMbMs: '0', planId: usd.id }]);
     const third = await postStructured(fn.url, aggregatedEvent([tenantId]));

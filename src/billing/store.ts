@@ -474,35 +474,40 @@ export async function saveRunningCosts(db: Knex, bills: readonly ComposedBill[])
 
 /**
  * Records the budget thresholds each bill's month-to-date subtotal (usage and adjustments, before
- * tax — what GET /tenants/:id/budget shows as month_to_date) has reached, and returns the
- * ones crossed for the first time in their period (the unique key makes that exactly once).
+ * tax — what GET /tenants/:id/budget shows as month_to_date) has reached, and returns every alert
+ * of these tenants not yet handled by notifications (notified_at NULL): the new ones, and earlier
+ * ones whose announcement was lost. The unique key makes each alert exist once per period.
  */
 export async function recordBudgetAlerts(db: Knex, bills: readonly ComposedBill[]): Promise<BudgetAlert[]> {
   if (bills.length === 0) return [];
-  const result = await db.raw<{ rows: { tenant_id: string; budget_id: string; threshold: number; amount: string; limit_amount: string; currency: string; period_start: Date }[] }>(
+  await db.raw(
     `INSERT INTO budget_alerts (budget_id, tenant_id, period_start, threshold, amount, limit_amount, currency)
      SELECT b.id, b.tenant_id, c.period_start, t.threshold, c.total, b.amount, c.currency
        FROM unnest(?::uuid[], ?::timestamptz[], ?::numeric[], ?::text[]) AS c(tenant_id, period_start, total, currency)
        JOIN budgets b ON b.tenant_id = c.tenant_id
       CROSS JOIN LATERAL unnest(b.thresholds) AS t(threshold)
       WHERE c.total >= b.amount * t.threshold / 100
-     ON CONFLICT (budget_id, period_start, threshold) DO NOTHING
-     RETURNING tenant_id, budget_id, threshold, amount, limit_amount, currency, period_start`,
+     ON CONFLICT (budget_id, period_start, threshold) DO NOTHING`,
     [bills.map((b) => b.tenantId), bills.map((b) => b.period.start), bills.map((b) => b.subtotal), bills.map((b) => b.currency)],
   );
-  return result.rows
-    .map((r) => {
-      const currency = r.currency.trim();
-      const digits = minorUnitDigits(currency);
-      return {
-        tenant_id: r.tenant_id,
-        budget_id: r.budget_id,
-        threshold: r.threshold,
-        amount: new Dec(r.amount).toFixed(digits),
-        limit: new Dec(r.limit_amount).toFixed(digits),
-        currency,
-        period_start: r.period_start.toISOString(),
-      };
-    })
-    .sort((a, b) => (a.tenant_id < b.tenant_id ? -1 : a.tenant_id > b.tenant_id ? 1 : a.threshold - b.threshold));
+  const result = await db.raw<{ rows: { id: string; tenant_id: string; budget_id: string; threshold: number; amount: string; limit_amount: string; currency: string; period_start: Date }[] }>(
+    `SELECT id, tenant_id, budget_id, threshold, amount, limit_amount, currency, period_start FROM budget_alerts
+      WHERE notified_at IS NULL AND tenant_id = ANY(?::uuid[])
+      ORDER BY tenant_id, period_start, threshold`,
+    [bills.map((b) => b.tenantId)],
+  );
+  return result.rows.map((r) => {
+    const currency = r.currency.trim();
+    const digits = minorUnitDigits(currency);
+    return {
+      alert_id: String(r.id),
+      tenant_id: r.tenant_id,
+      budget_id: r.budget_id,
+      threshold: r.threshold,
+      amount: new Dec(r.amount).toFixed(digits),
+      limit: new Dec(r.limit_amount).toFixed(digits),
+      currency,
+      period_start: r.period_start.toISOString(),
+    };
+  });
 }

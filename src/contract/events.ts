@@ -63,6 +63,8 @@ export const billsClosedData = z.object({ bills: z.array(billGeneratedData).min(
 export type BillsClosedData = z.infer<typeof billsClosedData>;
 /** One threshold of a tenant's monthly budget crossed by its month-to-date cost. */
 export const budgetAlert = z.object({
+  /** The alert's own id: notifications delivers each alert once under it. */
+  alert_id: z.string(),
   tenant_id: z.string(),
   budget_id: z.string(),
   /** Percent of the budget. */

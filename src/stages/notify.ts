@@ -20,7 +20,7 @@ import { isIP } from 'node:net';
 import type { CloudEvent } from 'cloudevents';
 import type { Knex } from 'knex';
 import { CloudEvent as CloudEventClass } from 'cloudevents';
-import { EventType, anomalyDetectedData, billGeneratedData, billsClosedData, budgetExceededData } from '../contract/events.js';
+import { EventType, anomalyDetectedData, billGeneratedData, billsClosedData, budgetExceededData, type BudgetExceededData } from '../contract/events.js';
 import { BillingError } from '../contract/problem.js';
 import type { Logger } from '../runtime/logger.js';
 
@@ -139,6 +139,25 @@ export class Notifier {
   constructor(private readonly options: NotifierOptions) {}
 
   async notify(event: CloudEvent<unknown>): Promise<DeliveryOutcome[]> {
+    if (event.type !== EventType.budgetExceeded) return this.notifyOne(event);
+    // Budget alerts go out one by one under their own ids (the price stage repeats an alert until
+    // it is handled here), then are marked handled: the outbox of migration 0012.
+    let alerts: BudgetExceededData['alerts'];
+    try {
+      alerts = budgetExceededData.parse(event.data).alerts;
+    } catch (err) {
+      throw new BillingError('invalid_event', `${event.type} data is not valid: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const out: DeliveryOutcome[] = [];
+    for (const alert of alerts) {
+      out.push(...(await this.notifyOne(new CloudEventClass<unknown>({ type: event.type, source: event.source, id: `budget-alert-${alert.alert_id}`, data: { alerts: [alert] } }))));
+    }
+    const ids = alerts.map((a) => a.alert_id).filter((id) => /^\d{1,18}$/.test(id));
+    if (ids.length > 0) await this.options.db('budget_alerts').whereIn('id', ids).whereNull('notified_at').update({ notified_at: this.options.db.fn.now() });
+    return out;
+  }
+
+  private async notifyOne(event: CloudEvent<unknown>): Promise<DeliveryOutcome[]> {
     if (!notifiableTypes.includes(event.type)) {
       throw new BillingError('invalid_event', `notifications takes ${notifiableTypes.join(' and ')}, not ${JSON.stringify(event.type)}`);
     }
