@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
+import { planColumns } from '../adapters/plans.js';
 import { parsePlan, type PlanInput } from '../core/pricing/index.js';
 
 /** Creates a tenant; created_at defaults to 2000-01-01 so every test period is after it. */
@@ -30,23 +31,12 @@ export async function createService(db: Knex, tenantId: string, name: string, me
   return { serviceId: service.id, revisionId: revision.id };
 }
 
-/** pricing_plans columns a parsed plan fills as they are. */
-const planColumns = [
-  'currency',
-  'price_per_invocation',
-  'price_per_mb_ms',
-  'price_per_cold_start',
-  'price_per_cpu_ms',
-  'free_tier_invocations',
-  'free_tier_mb_ms',
-] as const;
-
 /** Stores a plan (validated by the pricing core) and returns its id. */
 export async function createPlan(db: Knex, input: PlanInput & { name: string }): Promise<string> {
   const plan = parsePlan(input);
-  const row: Record<string, string | number> = { name: input.name, version: plan.version ?? 1, rules: JSON.stringify(plan.rules), charge_models: JSON.stringify(plan.charge_models) };
-  for (const column of planColumns) row[column] = plan[column];
-  const [stored] = await db('pricing_plans').insert(row).returning<{ id: string }[]>('id');
+  const [stored] = await db('pricing_plans')
+    .insert(planColumns({ ...plan, name: input.name, version: plan.version ?? 1 }))
+    .returning<{ id: string }[]>('id');
   if (!stored) throw new Error('plan not created');
   return stored.id;
 }

@@ -187,10 +187,12 @@ export class Notifier {
    */
   private async eachBill(event: CloudEvent<unknown>): Promise<DeliveryOutcome[]> {
     const { bills } = billsClosedData.parse(event.data);
-    const subscribed = (await this.options.db('webhooks').where({ active: true }).whereRaw('? = ANY(events)', [EventType.billGenerated]).first()) as unknown;
-    if (!subscribed) return [];
+    // One query for who listens: a close of thousands of tenants only walks the bills someone wants.
+    const listeners: { tenant_id: string | null }[] = await this.options.db('webhooks').distinct('tenant_id').where({ active: true }).whereRaw('? = ANY(events)', [EventType.billGenerated]);
+    if (listeners.length === 0) return [];
+    const tenants = new Set(listeners.map((l) => l.tenant_id));
     const out: DeliveryOutcome[] = [];
-    const queue = [...bills];
+    const queue = tenants.has(null) ? [...bills] : bills.filter((b) => tenants.has(b.tenant_id));
     const worker = async (): Promise<void> => {
       for (let bill = queue.shift(); bill; bill = queue.shift()) {
         const single = new CloudEventClass<unknown>({ type: EventType.billGenerated, source: event.source, id: `bill-${bill.bill_id}-${bill.status}`, data: bill });

@@ -57,11 +57,11 @@
  * Assumption (as in windows.ts, true of every zone in the tz database): a zone changes its UTC
  * offset at most once within any 32 hours.
  */
-import { IANAZone } from 'luxon';
+import type { IANAZone } from 'luxon';
 import { z } from 'zod';
 import type { Decimal } from 'decimal.js';
 import { Dec, plain } from './money.js';
-import { InvalidTimeZoneError } from '../windows/windows.js';
+import { zoneOf } from '../windows/windows.js';
 
 /** Weekday names, Monday first (ISO order). */
 export const weekdays = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
@@ -292,19 +292,6 @@ function compiled(schedule: Readonly<Schedule>): CompiledSchedule {
   return c;
 }
 
-const zones = new Map<string, IANAZone>();
-
-function zoneOf(timeZone: string): IANAZone {
-  let zone = zones.get(timeZone);
-  if (zone) return zone;
-  if (typeof timeZone !== 'string' || timeZone.trim() === '' || !IANAZone.isValidZone(timeZone)) {
-    throw new InvalidTimeZoneError(String(timeZone));
-  }
-  zone = IANAZone.create(timeZone);
-  if (zones.size > 1000) zones.clear();
-  zones.set(timeZone, zone);
-  return zone;
-}
 
 /** A zone's UTC offset in ms at an instant. */
 const offsetAt = (zone: IANAZone, t: number): number => Math.round(zone.offset(t) * MINUTE);

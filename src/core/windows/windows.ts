@@ -65,8 +65,8 @@ const SEARCH_SPAN = 16 * HOUR;
 
 const zones = new Map<string, IANAZone>();
 
-/** Returns the zone, or throws {@link InvalidTimeZoneError}. */
-function zoneOf(timeZone: string): IANAZone {
+/** Returns the zone (cached), or throws {@link InvalidTimeZoneError}. */
+export function zoneOf(timeZone: string): IANAZone {
   let zone = zones.get(timeZone);
   if (zone) return zone;
   if (typeof timeZone !== 'string' || timeZone.trim() === '' || !IANAZone.isValidZone(timeZone)) {
