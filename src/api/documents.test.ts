@@ -1,5 +1,9 @@
 /** Bill documents: CSV (RFC 4180, formula-injection safe) and PDF (pdfkit, Helvetica) from hand-built stored bills. */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { PricedLine } from '../billing/compose.js';
 import type { StoredBill } from '../billing/store.js';
 import { Dec } from '../core/pricing/index.js';
@@ -190,6 +194,19 @@ function readBillCsv(text: string): ParsedCsv {
 
 // ---------------------------------------------------------------------------------------------
 // PDF inspection (uncompressed output)
+
+/** A binary PGM (P5, 8-bit) as pdftoppm -gray writes it. */
+function readPgm(file: Buffer): { width: number; height: number; pixels: Uint8Array } {
+  const header = /^P5\s+(\d+)\s+(\d+)\s+(\d+)\s/.exec(file.subarray(0, 64).toString('latin1'));
+  if (!header) throw new Error('not a binary PGM');
+  const [whole, w, h, max] = header;
+  assert.equal(max, '255');
+  const width = Number(w);
+  const height = Number(h);
+  const pixels = new Uint8Array(file.subarray(whole.length, whole.length + width * height));
+  assert.equal(pixels.length, width * height);
+  return { width, height, pixels };
+}
 
 /** Pages of a PDF: `/Type /Page` objects, not the `/Pages` tree. */
 const pageCount = (pdf: Buffer): number => (pdf.toString('latin1').match(/\/Type \/Page(?![a-zA-Z])/g) ?? []).length;
@@ -403,6 +420,40 @@ describe('bill documents', () => {
       for (const l of stored.lines) assert.ok(text.includes(l.amount), `line amount ${l.amount}`);
       assert.ok(text.includes('-0.05'), 'the adjustment amount');
       assert.ok(text.includes('yes'), 'the adjustment flag');
+    });
+
+    it('renders to a page image that is not blank: pdftoppm draws text and rules on a white A4 page', async function () {
+      // Debian's poppler-utils (pdftoppm): .ci/run installs it; a laptop without it reports this pending.
+      if (spawnSync('pdftoppm', ['-v']).error) {
+        if (process.env.CI) assert.fail('pdftoppm (poppler-utils) is not installed');
+        this.skip();
+      }
+      const dir = await mkdtemp(path.join(tmpdir(), 'fb-pdf-'));
+      const pdfPath = path.join(dir, 'bill.pdf');
+      await writeFile(pdfPath, await billPdf({ bill: bill(usdLines()), tenant: tenant() }));
+      // A PNG for a reviewer to look at (test-output/, ignored by git) and a grey map to measure.
+      const out = path.resolve('test-output');
+      await mkdir(out, { recursive: true });
+      const png = spawnSync('pdftoppm', ['-png', '-r', '60', '-f', '1', '-l', '1', '-singlefile', pdfPath, path.join(out, 'invoice-page-1')]);
+      assert.equal(png.status, 0, png.stderr.toString());
+      const pngBytes = await readFile(path.join(out, 'invoice-page-1.png'));
+      assert.equal(pngBytes.subarray(1, 4).toString('latin1'), 'PNG');
+      const grey = spawnSync('pdftoppm', ['-gray', '-r', '72', '-f', '1', '-l', '1', '-singlefile', pdfPath, path.join(dir, 'page')]);
+      assert.equal(grey.status, 0, grey.stderr.toString());
+      const page = readPgm(await readFile(path.join(dir, 'page.pgm')));
+      // A4 at 72 dpi: one pixel per point (595.28 × 841.89 pt, rounded up by pdftoppm).
+      assert.equal(page.width, 596);
+      assert.equal(page.height, 842);
+      const ink = (y0: number, y1: number): number => {
+        let dark = 0;
+        for (let y = y0; y < y1; y++) for (let x = 0; x < page.width; x++) if ((page.pixels[y * page.width + x] ?? 255) < 192) dark++;
+        return dark / ((y1 - y0) * page.width);
+      };
+      const whole = ink(0, page.height);
+      assert.ok(whole > 0.01, `some of the page is ink (${(whole * 100).toFixed(2)}%)`);
+      assert.ok(whole < 0.3, `most of the page is paper (${(whole * 100).toFixed(2)}% ink)`);
+      assert.ok(ink(0, Math.floor(page.height / 3)) > 0.005, 'the header and the first lines are drawn in the top third');
+      await rm(dir, { recursive: true, force: true });
     });
 
     it('compresses by default, so the text is not readable in the file', async () => {
