@@ -15,6 +15,7 @@ import * as budgets from './migrations/0009_budgets.js';
 import * as webhooks from './migrations/0010_webhooks.js';
 import * as creditNotes from './migrations/0011_credit_notes.js';
 import * as budgetOutbox from './migrations/0012_budget_outbox.js';
+import * as commitmentsCredits from './migrations/0013_commitments_credits.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -34,6 +35,7 @@ const migrations: Record<string, Migration> = {
   '0010_webhooks': webhooks,
   '0011_credit_notes': creditNotes,
   '0012_budget_outbox': budgetOutbox,
+  '0013_commitments_credits': commitmentsCredits,
 };
 
 /** Every migration, in the order they apply. */

@@ -27,6 +27,7 @@ const expectedTables = [
   'pricing_plans',
   'revisions',
   'services',
+  'tenant_credits',
   'tenant_plan_assignments',
   'tenant_running_costs',
   'tenants',

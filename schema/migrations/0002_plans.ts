@@ -18,7 +18,9 @@ import { parsePlan, seedPlans } from '../../src/core/pricing/index.js';
 
 const WIDE = 'numeric(50,30)';
 
-const withoutChargeModels = ({ charge_models: _models, ...columns }: Record<string, string | number>): Record<string, string | number> => columns;
+/** The columns of a plan that exist at this migration (later ones add charge models, minimums and commitments). */
+const columnsOf0002 = ({ charge_models: _models, minimum_charge: _minimum, commitments: _commitments, ...columns }: Record<string, string | number>): Record<string, string | number> =>
+  columns;
 const NARROW = 'numeric(38,20)';
 
 const widened: readonly [table: string, column: string][] = [
@@ -44,8 +46,8 @@ export async function up(knex: Knex): Promise<void> {
   for (const input of seedPlans) {
     const plan = parsePlan(input);
     await knex('pricing_plans')
-      // charge_models arrives with migration 0008; the seed plans have none.
-      .insert({ ...withoutChargeModels(planColumns(plan)), default_for_currency: true })
+      // charge_models arrive with migration 0008, minimum_charge and commitments with 0013; the seed plans have none.
+      .insert({ ...columnsOf0002(planColumns(plan)), default_for_currency: true })
       .onConflict(['name', 'version'])
       .ignore();
   }

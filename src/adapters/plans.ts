@@ -53,6 +53,8 @@ export function planColumns(plan: Plan): Record<string, string | number> {
     free_tier_mb_ms: plan.free_tier_mb_ms,
     rules: JSON.stringify(plan.rules),
     charge_models: JSON.stringify(plan.charge_models),
+    minimum_charge: plan.minimum_charge,
+    commitments: JSON.stringify(plan.commitments),
   };
 }
 

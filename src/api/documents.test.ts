@@ -35,6 +35,8 @@ const line = (l: Partial<PricedLine> = {}): PricedLine => ({
   unitPrice: '0.0000002',
   amountUnrounded: '0.1',
   amount: '0.10',
+  kind: 'usage',
+  creditId: null,
   isAdjustment: false,
   planId: 'plan-1',
   segmentStart: '2025-01-01T05:00:00.000Z',

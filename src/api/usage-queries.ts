@@ -16,7 +16,7 @@ import type { Knex } from 'knex';
 import { DateTime } from 'luxon';
 import { z } from 'zod';
 import { currentPeriod } from '../billing/periods.js';
-import { Dec, MB_MS_PER_GB_S, meters, minorUnitDigits, plain } from '../core/pricing/index.js';
+import { Dec, MB_MS_PER_GB_S, lineKinds, meters, minorUnitDigits, plain } from '../core/pricing/index.js';
 import { windowBoundsMs, windowSizes, type WindowSize } from '../core/windows/index.js';
 
 /** What a caller did wrong: a bad cursor, an unknown tenant, an argument out of range. */
@@ -91,7 +91,8 @@ const rateString = decimalString.describe('ratio with 4 decimals ("0.0125"), "0"
 const runningCostLineSchema = z.object({
   service: z.string(),
   service_id: z.uuid().nullable(),
-  meter: z.enum(meters),
+  meter: z.enum([...meters, 'minimum', 'credit']),
+  kind: z.enum(lineKinds),
   description: z.string(),
   quantity: decimalString,
   free_quantity: decimalString,
@@ -425,7 +426,8 @@ interface DailyDbRow {
 const storedLineSchema = z.object({
   service: z.string(),
   serviceId: z.string().nullable().optional(),
-  meter: z.enum(meters),
+  meter: z.enum([...meters, 'minimum', 'credit']),
+  kind: z.enum(lineKinds).default('usage'),
   description: z.string(),
   quantity: z.string(),
   freeQuantity: z.string(),
@@ -448,6 +450,7 @@ function toRunningCostLine(raw: unknown, digits: number): RunningCostLine {
     service: l.service,
     service_id: l.serviceId ?? null,
     meter: l.meter,
+    kind: l.kind,
     description: l.description,
     quantity: decimal(l.quantity),
     free_quantity: decimal(l.freeQuantity),

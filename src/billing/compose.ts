@@ -24,6 +24,7 @@ import {
   type Bill,
   type BillLine,
   type ChargeModel,
+  type LineKind,
   type Plan,
   type PlanInput,
 } from '../core/pricing/index.js';
@@ -32,6 +33,9 @@ import { usageChunks, type ServiceUsage } from './usage.js';
 
 /** A bill line with where it came from. */
 export interface PricedLine extends BillLine {
+  kind: LineKind;
+  /** Credit lines: the tenant credit (coupon or prepaid credit) they draw on. */
+  creditId: string | null;
   isAdjustment: boolean;
   /** The plan the line was priced under. */
   planId: string;
@@ -62,10 +66,12 @@ export interface ComposedBill {
   total: string;
   /** Sum of the unrounded lines (before tax). */
   totalUnrounded: string;
-  /** Sum of the rounded usage lines of the period itself. */
+  /** Month-to-date: the rounded usage lines of the period itself after commitment discounts (no minimum charge, unused commitment or credits). */
   usageTotal: string;
   /** Sum of the rounded adjustment lines. */
   adjustmentsTotal: string;
+  /** Sum of the credit lines (≤ 0). */
+  creditsTotal: string;
 }
 
 /** A finalized bill to reconcile with its recomputed usage. */
@@ -125,7 +131,7 @@ function segmentPlan(segment: BillSegment): Plan {
 }
 
 function priceSegment(segment: BillSegment, usage: readonly ServiceUsage[]): Bill {
-  return computeBill(segmentPlan(segment), usageChunks(usage, segment), { start: iso(segment.start), end: iso(segment.end) });
+  return computeBill(segmentPlan(segment), usageChunks(usage, segment), { start: iso(segment.start), end: iso(segment.end) }, { share: segment.share ?? '1' });
 }
 
 function serviceIds(usage: readonly ServiceUsage[], lines: readonly PricedLine[] = []): Map<string, string> {
@@ -144,6 +150,8 @@ export function usageLines(segments: readonly BillSegment[], usage: readonly (re
     return priceSegment(segment, rows).lines.map(
       (line): PricedLine => ({
         ...line,
+        kind: line.kind ?? 'usage',
+        creditId: null,
         description: line.description + note,
         isAdjustment: false,
         planId: segment.plan.id,
@@ -182,6 +190,8 @@ export function adjustmentsFor(finalized: FinalizedBill): PricedLine[] {
     return adjustmentLines(asBill(finalized.currency, segment, own), recomputed, previous).map(
       ({ originalPeriod: _period, isAdjustment: _flag, ...line }): PricedLine => ({
         ...line,
+        kind: 'usage',
+        creditId: null,
         isAdjustment: true,
         planId: segment.plan.id,
         segmentStart: iso(segment.start),
@@ -193,7 +203,75 @@ export function adjustmentsFor(finalized: FinalizedBill): PricedLine[] {
   });
 }
 
-/** The whole bill: usage lines of the period, then adjustments; totals of the rounded lines. */
+/**
+ * A coupon or prepaid credit of the tenant valid for the bill's period (tenant_credits), as
+ * composeBill applies it. `remaining`: for a credit, its amount less what final and paid bills
+ * have drawn; coupons have none.
+ */
+export interface TenantCredit {
+  id: string;
+  code: string;
+  kind: 'credit' | 'coupon';
+  /** Coupons: percent off, (0, 100]. */
+  percent: string | null;
+  /** Credits: what is left to draw, > 0. */
+  remaining: string | null;
+  /** The most it gives on one bill (null: no cap). */
+  maxAmountPerBill: string | null;
+}
+
+/**
+ * Credit lines (negative) for the period: coupons first, then credits, in the order given. The
+ * base is the rounded subtotal of the lines taxed at the tenant's own rate (at most the whole
+ * subtotal): a coupon gives percent × base (rounded half-up), a credit what it has left; each at
+ * most its per-bill cap and what is left of the base, so credits never take a bill below 0.
+ */
+export function creditLines(credits: readonly TenantCredit[], base: string, currency: string, at: { planId: string; start: string; end: string }): PricedLine[] {
+  const digits = minorUnitDigits(currency);
+  let left = new Dec(base);
+  const initial = left;
+  const out: PricedLine[] = [];
+  const ordered = [...credits.filter((c) => c.kind === 'coupon'), ...credits.filter((c) => c.kind === 'credit')];
+  for (const c of ordered) {
+    if (!left.gt(0)) break;
+    let give = c.kind === 'coupon' ? roundHalfUp(initial.times(c.percent ?? '0').div(100), currency) : new Dec(c.remaining ?? '0');
+    if (c.maxAmountPerBill !== null) give = Dec.min(give, c.maxAmountPerBill);
+    give = Dec.min(give, left);
+    if (!give.gt(0)) continue;
+    left = left.minus(give);
+    const amount = give.negated();
+    const description =
+      c.kind === 'coupon'
+        ? `Coupon ${c.code}: ${plain(new Dec(c.percent ?? '0'))}% off${c.maxAmountPerBill !== null ? ` (at most ${new Dec(c.maxAmountPerBill).toFixed(digits)})` : ''}`
+        : `Credit ${c.code}: ${give.toFixed(digits)} of ${new Dec(c.remaining ?? '0').toFixed(digits)} ${currency} left`;
+    out.push({
+      service: '*credit',
+      meter: 'credit',
+      kind: 'credit',
+      creditId: c.id,
+      description,
+      quantity: '1',
+      freeQuantity: '0',
+      billableQuantity: '1',
+      unit: c.kind,
+      unitPrice: plain(amount),
+      amountUnrounded: plain(amount),
+      amount: amount.toFixed(digits),
+      isAdjustment: false,
+      planId: at.planId,
+      segmentStart: at.start,
+      segmentEnd: at.end,
+      serviceId: null,
+      adjustsBillId: null,
+    });
+  }
+  return out;
+}
+
+/**
+ * The whole bill: usage lines of the period, then adjustments, then credits; totals of the
+ * rounded lines.
+ */
 export function composeBill(input: {
   tenantId: string;
   currency: string;
@@ -205,22 +283,29 @@ export function composeBill(input: {
   segments: BillSegment[];
   usageLines: PricedLine[];
   adjustmentLines: PricedLine[];
+  /** Coupons and credits valid for the period (none for previews of a range or simulations). */
+  credits?: readonly TenantCredit[];
 }): ComposedBill {
   const last = input.segments.at(-1);
   if (!last) throw new RangeError(`no plan segment for tenant ${input.tenantId}`);
-  const lines = [...input.usageLines, ...input.adjustmentLines];
-  const all = sumLineAmounts(lines, input.currency);
   const taxRate = input.taxRate ?? '0';
-  // Tax once per rate on the rounded subtotal of the lines taxed at it: the period's own lines at
-  // today's rate, each correction at the rate of the bill it corrects (one group when all agree).
+  const rateOf = (l: PricedLine): string => plain(new Dec((l.adjustsBillId ? input.adjustedBillTaxRates?.get(l.adjustsBillId) : undefined) ?? taxRate));
+  const charged = [...input.usageLines, ...input.adjustmentLines];
+  const ownRate = plain(new Dec(taxRate));
+  const base = Dec.min(sumLineAmounts(charged, input.currency).total, sumLineAmounts(charged.filter((l) => rateOf(l) === ownRate), input.currency).total);
+  const credits = creditLines(input.credits ?? [], plain(base), input.currency, { planId: last.plan.id, start: iso(input.period.start), end: iso(input.period.end) });
+  const lines = [...charged, ...credits];
+  const all = sumLineAmounts(lines, input.currency);
+  // Tax once per rate on the rounded subtotal of the lines taxed at it: the period's own lines
+  // (and credits) at today's rate, each correction at the rate of the bill it corrects.
   const byRate = new Map<string, PricedLine[]>();
-  for (const l of lines) {
-    const rate = plain(new Dec((l.adjustsBillId ? input.adjustedBillTaxRates?.get(l.adjustsBillId) : undefined) ?? taxRate));
-    byRate.set(rate, [...(byRate.get(rate) ?? []), l]);
-  }
+  for (const l of lines) byRate.set(rateOf(l), [...(byRate.get(rateOf(l)) ?? []), l]);
   let taxAmount = new Dec(0);
   for (const [rate, group] of byRate) taxAmount = taxAmount.plus(roundHalfUp(new Dec(sumLineAmounts(group, input.currency).total).times(rate), input.currency));
   const digits = minorUnitDigits(input.currency);
+  // Month-to-date (running cost, budgets) counts usage at its price after commitment discounts;
+  // the minimum charge and an unused commitment are only owed at the period's end.
+  const accruing = input.usageLines.filter((l) => l.kind === 'usage' || l.service === '*commitment');
   return {
     tenantId: input.tenantId,
     currency: input.currency,
@@ -229,11 +314,12 @@ export function composeBill(input: {
     segments: input.segments.map(toStoredSegment),
     lines,
     subtotal: all.total,
-    taxRate: plain(new Dec(taxRate)),
+    taxRate: ownRate,
     taxAmount: (taxAmount.isZero() ? new Dec(0) : taxAmount).toFixed(digits),
     total: new Dec(all.total).plus(taxAmount).toFixed(digits),
     totalUnrounded: all.totalUnrounded,
-    usageTotal: sumLineAmounts(input.usageLines, input.currency).total,
+    usageTotal: sumLineAmounts(accruing, input.currency).total,
     adjustmentsTotal: sumLineAmounts(input.adjustmentLines, input.currency).total,
+    creditsTotal: sumLineAmounts(credits, input.currency).total,
   };
 }

@@ -30,6 +30,7 @@ import {
   allTenants,
   billHead,
   billsAt,
+  creditsFor,
   finalizedToReconcile,
   findTenants,
   getTenant,
@@ -457,6 +458,11 @@ export class Billing {
     }
     const finalizedIds = finalizedRows.map((r) => r.id);
     const [own, issued] = [await ownLines(db, finalizedIds), await issuedAdjustments(db, finalizedIds)];
+    // Coupons and credits belong to bills, not to previews of a range or simulations.
+    const credits = await creditsFor(
+      db,
+      priced.filter((t) => !t.withoutAdjustments).map((t) => ({ tenantId: t.tenant.id, currency: t.tenant.currency.trim(), start: t.period.start, end: t.period.end })),
+    );
 
     return targets.map((t): Computed => {
       const tenantId = t.tenant.id;
@@ -484,6 +490,7 @@ export class Billing {
           segments,
           usageLines: usageLines(segments, (periodKeys.get(tenantId) ?? []).map((k) => usage.get(k) ?? [])),
           adjustmentLines: adjustments,
+          credits: credits.get(tenantId) ?? [],
         });
         return { tenantId, bill };
       } catch (err) {

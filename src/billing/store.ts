@@ -5,8 +5,8 @@
  */
 import type { Knex } from 'knex';
 import { z } from 'zod';
-import { Dec, MB_MS_PER_GB_S, meters, minorUnitDigits, plain } from '../core/pricing/index.js';
-import type { ComposedBill, PricedLine } from './compose.js';
+import { Dec, MB_MS_PER_GB_S, lineKinds, meters, minorUnitDigits, plain } from '../core/pricing/index.js';
+import type { ComposedBill, PricedLine, TenantCredit } from './compose.js';
 import { BillingServiceError } from './errors.js';
 import type { BudgetAlert } from '../contract/events.js';
 import type { StoredSegment } from './segments.js';
@@ -176,7 +176,7 @@ const lineRowSchema = z.object({
   bill_id: z.string(),
   service_id: z.string().nullable(),
   service: z.string().nullable(),
-  meter: z.enum(meters),
+  meter: z.enum([...meters, 'minimum', 'credit']),
   description: z.string(),
   quantity: z.string(),
   free_quantity: z.string(),
@@ -186,6 +186,8 @@ const lineRowSchema = z.object({
   amount_unrounded: z.string(),
   amount: z.string(),
   is_adjustment: z.boolean(),
+  kind: z.enum(lineKinds),
+  credit_id: z.string().nullable(),
   plan_id: z.string().nullable(),
   segment_start: z.date().nullable(),
   segment_end: z.date().nullable(),
@@ -210,6 +212,8 @@ function toPricedLine(raw: unknown): PricedLine & { billId: string } {
     unitPrice: canonical(r.unit_price),
     amountUnrounded: canonical(r.amount_unrounded),
     amount: new Dec(r.amount).toFixed(digits),
+    kind: r.kind,
+    creditId: r.credit_id,
     isAdjustment: r.is_adjustment,
     planId: r.plan_id ?? '',
     segmentStart: r.segment_start?.toISOString() ?? '',
@@ -247,6 +251,8 @@ function lineQuery(db: Knex) {
       'l.amount_unrounded',
       'l.amount',
       'l.is_adjustment',
+      'l.kind',
+      'l.credit_id',
       'l.plan_id',
       'l.segment_start',
       'l.segment_end',
@@ -392,14 +398,16 @@ export async function saveBills(trx: Knex.Transaction, bills: readonly ComposedB
   await trx.raw(
     `INSERT INTO bill_line_items (bill_id, position, service_id, meter, description, quantity, free_quantity, billable_quantity, unit,
                                   unit_price, amount_unrounded, amount, is_adjustment, plan_id, segment_start, segment_end, adjusts_bill_id,
-                                  service_label)
+                                  service_label, kind, credit_id)
      SELECT bill_id, position, nullif(service_id, '')::uuid, meter, description, quantity, free_quantity, billable_quantity, unit,
             unit_price, amount_unrounded, amount, is_adjustment, nullif(plan_id, '')::uuid, segment_start, segment_end,
-            nullif(adjusts_bill_id, '')::uuid, CASE WHEN service_id = '' THEN nullif(service_label, '') END
+            nullif(adjusts_bill_id, '')::uuid, CASE WHEN service_id = '' THEN nullif(service_label, '') END, kind, nullif(credit_id, '')::uuid
        FROM unnest(?::uuid[], ?::int[], ?::text[], ?::text[], ?::text[], ?::numeric[], ?::numeric[], ?::numeric[], ?::text[],
-                   ?::numeric[], ?::numeric[], ?::numeric[], ?::boolean[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::text[], ?::text[])
+                   ?::numeric[], ?::numeric[], ?::numeric[], ?::boolean[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::text[], ?::text[],
+                   ?::text[], ?::text[])
          AS l(bill_id, position, service_id, meter, description, quantity, free_quantity, billable_quantity, unit,
-              unit_price, amount_unrounded, amount, is_adjustment, plan_id, segment_start, segment_end, adjusts_bill_id, service_label)`,
+              unit_price, amount_unrounded, amount, is_adjustment, plan_id, segment_start, segment_end, adjusts_bill_id, service_label,
+              kind, credit_id)`,
     [
       text((l) => l.billId),
       lines.map((l) => l.position),
@@ -419,6 +427,8 @@ export async function saveBills(trx: Knex.Transaction, bills: readonly ComposedB
       text((l) => l.line.segmentEnd),
       text((l) => l.line.adjustsBillId),
       text((l) => l.line.service),
+      text((l) => l.line.kind),
+      text((l) => l.line.creditId),
     ],
   );
   if (finalize) {
@@ -510,4 +520,36 @@ export async function recordBudgetAlerts(db: Knex, bills: readonly ComposedBill[
       period_start: r.period_start.toISOString(),
     };
   });
+}
+
+/**
+ * The coupons and credits each tenant's bill for a period may use: not voided, in the tenant's
+ * currency, valid at some instant of the period; a credit with what final and paid bills have not
+ * drawn yet (skipped when nothing is left). Coupons in creation order, credits expiring first.
+ */
+export async function creditsFor(db: Knex, targets: readonly { tenantId: string; currency: string; start: Date; end: Date }[]): Promise<Map<string, TenantCredit[]>> {
+  const out = new Map<string, TenantCredit[]>();
+  if (targets.length === 0) return out;
+  const { rows } = await db.raw<{
+    rows: { tenant_id: string; id: string; code: string; kind: 'credit' | 'coupon'; percent: string | null; remaining: string | null; max_amount_per_bill: string | null }[];
+  }>(
+    `SELECT c.tenant_id, c.id, c.code, c.kind, c.percent::text, c.max_amount_per_bill::text,
+            CASE WHEN c.kind = 'credit' THEN (c.amount + coalesce(drawn.amount, 0))::text END AS remaining
+       FROM unnest(?::uuid[], ?::text[], ?::timestamptz[], ?::timestamptz[]) AS t(tenant_id, currency, period_start, period_end)
+       JOIN tenant_credits c ON c.tenant_id = t.tenant_id AND c.currency = t.currency AND c.voided_at IS NULL
+        AND c.valid_from < t.period_end AND (c.valid_until IS NULL OR c.valid_until > t.period_start)
+       LEFT JOIN LATERAL (
+         SELECT sum(l.amount) AS amount FROM bill_line_items l JOIN bills b ON b.id = l.bill_id
+          WHERE l.credit_id = c.id AND b.status <> 'draft'
+       ) drawn ON true
+      ORDER BY c.tenant_id, c.kind DESC, c.valid_until NULLS LAST, c.created_at, c.id`,
+    [targets.map((t) => t.tenantId), targets.map((t) => t.currency), targets.map((t) => t.start.toISOString()), targets.map((t) => t.end.toISOString())],
+  );
+  for (const r of rows) {
+    if (r.kind === 'credit' && !new Dec(r.remaining ?? '0').gt(0)) continue;
+    const list = out.get(r.tenant_id) ?? [];
+    list.push({ id: r.id, code: r.code, kind: r.kind, percent: r.percent, remaining: r.remaining, maxAmountPerBill: r.max_amount_per_bill });
+    out.set(r.tenant_id, list);
+  }
+  return out;
 }

@@ -15,7 +15,7 @@ import { Reply, reply, route } from '../../../src/api/route.js';
 import { canSee, findTenant, isUuid, requiredTenant, scopedTenant, visibleTenant } from '../../../src/api/tenancy.js';
 import { BillingServiceError, type ComposedBill, type StoredBill } from '../../../src/billing/index.js';
 import { lockTenants } from '../../../src/billing/store.js';
-import { Dec, minorUnitDigits } from '../../../src/core/pricing/index.js';
+import { Dec, lineKinds, minorUnitDigits } from '../../../src/core/pricing/index.js';
 import { decimalText, idParams, instant, limitQuery, page, tenantRef } from './common.js';
 import type { ApiDeps } from './index.js';
 
@@ -33,7 +33,9 @@ const periodBody = z
 const lineSchema = z.object({
   service: z.string().describe('service id (or name) the line is for'),
   service_id: z.string().nullable(),
-  meter: z.string(),
+  meter: z.string().describe('invocations | compute | cold_starts | cpu; minimum or credit for those lines'),
+  kind: z.enum(lineKinds).describe('usage | commitment (committed-use discount, unused commitment) | minimum (top-up to the plan minimum) | credit (coupon or prepaid credit)'),
+  credit_id: z.string().nullable().describe('credit lines: the tenant credit drawn on'),
   description: z.string(),
   quantity: decimalText,
   free_quantity: decimalText,
@@ -85,6 +87,8 @@ const linesOut = (lines: ComposedBill['lines']): BillOut['line_items'] =>
     service: l.service,
     service_id: l.serviceId,
     meter: l.meter,
+    kind: l.kind,
+    credit_id: l.creditId,
     description: l.description,
     quantity: l.quantity,
     free_quantity: l.freeQuantity,

@@ -12,6 +12,7 @@ import type { Forecaster } from '../../../src/stages/forecast.js';
 import { adminRoutes } from './admin.js';
 import { billingRoutes } from './billing.js';
 import { budgetRoutes } from './budgets.js';
+import { creditRoutes } from './credits.js';
 import { forecastRoutes } from './forecast.js';
 import { metricsRoutes } from './metrics.js';
 import { planRoutes, simulateRoute } from './plans.js';
@@ -44,6 +45,7 @@ export const allRoutes = (deps: ApiDeps): AnyRoute[] => [
   ...metricsRoutes(deps),
   ...billingRoutes(deps),
   ...budgetRoutes(deps),
+  ...creditRoutes(deps),
   ...forecastRoutes(deps),
   ...webhookRoutes(deps),
   ...adminRoutes(deps),

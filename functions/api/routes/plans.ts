@@ -45,6 +45,20 @@ const planFields = {
     .describe(
       'per meter, a charge model instead of the flat price: {"model":"per_unit","unit_price"} | {"model":"graduated"|"volume","tiers":[{"from","up_to","unit_price","flat_fee"}]} | {"model":"package","package_size","package_price"}; compute in MB·ms',
     ),
+  minimum_charge: price.optional().describe('the least billed per period before tax and credits (prorated on a mid-period plan change); default "0"'),
+  commitments: z
+    .array(
+      z.strictObject({
+        meter: z.enum(['invocations', 'compute', 'cold_starts', 'cpu']),
+        quantity: price.optional().describe('committed units per period (compute: MB·ms)'),
+        unit_price: price.optional().describe('price per committed unit, at most the list price'),
+        quantity_gb_s: price.optional().describe('compute: committed GB-s per period'),
+        unit_price_per_gb_s: price.optional().describe('compute: price per committed GB-s'),
+        bill_unused: z.boolean().optional().describe('bill the unused part of the commitment (default true)'),
+      }),
+    )
+    .optional()
+    .describe('reserved capacity, at most one per meter: usage up to the committed quantity at the committed price, the rest at the list price'),
 };
 const createBody = z.strictObject({
   ...planFields,
@@ -73,6 +87,17 @@ export const planSchema = z.object({
   free_tier_gb_s: decimalText,
   rules: z.object({ duration_granularity_ms: z.number(), min_billed_duration_ms: z.number(), memory_step_mb: z.number(), billed_memory: z.enum(billedMemoryModes) }),
   charge_models: z.record(z.string(), z.unknown()),
+  minimum_charge: decimalText,
+  commitments: z.array(
+    z.object({
+      meter: z.string(),
+      quantity: decimalText,
+      unit_price: decimalText,
+      quantity_gb_s: decimalText.optional(),
+      unit_price_per_gb_s: decimalText.optional(),
+      bill_unused: z.boolean(),
+    }),
+  ),
   active: z.boolean(),
   default_for_currency: z.boolean(),
   created_at: z.string(),
@@ -112,6 +137,8 @@ export function planOut(row: PlanRow): PlanOut {
     free_tier_gb_s: p.free_tier_gb_s,
     rules: p.rules,
     charge_models: p.charge_models,
+    minimum_charge: p.minimum_charge,
+    commitments: p.commitments.map((c) => ({ ...c })),
     active: row.active,
     default_for_currency: row.default_for_currency,
     created_at: row.created_at.toISOString(),

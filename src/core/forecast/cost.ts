@@ -54,8 +54,11 @@ export function billByMeter(bill: Bill): { quantity: Record<Meter, Decimal>; amo
   const quantity = zeroUsage();
   const amount = zeroUsage();
   for (const line of bill.lines) {
-    quantity[line.meter] = quantity[line.meter].plus(line.quantity);
-    amount[line.meter] = amount[line.meter].plus(line.amount);
+    // Usage lines only: commitment, minimum-charge and credit lines are not usage of a meter.
+    if ((line.kind ?? 'usage') !== 'usage' || !(line.meter in quantity)) continue;
+    const meter = line.meter as Meter;
+    quantity[meter] = quantity[meter].plus(line.quantity);
+    amount[meter] = amount[meter].plus(line.amount);
   }
   return { quantity, amount };
 }

@@ -29,6 +29,17 @@ import { priceQuantity, type ChargeModel } from './tiers.js';
 export const meters = ['invocations', 'compute', 'cold_starts', 'cpu'] as const;
 export type Meter = (typeof meters)[number];
 
+/**
+ * What a line is: `usage` (a meter's usage, or a charge model's tier/fee line), `commitment` (the
+ * committed-use discount and unused commitment of a meter), `minimum` (the top-up to the plan's
+ * minimum charge), `credit` (a coupon or prepaid credit, negative). Only usage lines are
+ * reconciled against late usage; the others are decided once, on the bill that carries them.
+ */
+export const lineKinds = ['usage', 'commitment', 'minimum', 'credit'] as const;
+export type LineKind = (typeof lineKinds)[number];
+/** The meter column of a line: a usage meter, or `minimum` / `credit` for those lines. */
+export type LineMeter = Meter | 'minimum' | 'credit';
+
 /** Usage of one service over one time slice (e.g. an hour), billed quantities already applied. */
 export interface UsageChunk {
   service: string;
@@ -60,7 +71,9 @@ export interface GbSDisplay {
 
 export interface BillLine {
   service: string;
-  meter: Meter;
+  meter: LineMeter;
+  /** Absent: `usage`. */
+  kind?: LineKind;
   description: string;
   quantity: string;
   freeQuantity: string;
@@ -219,6 +232,90 @@ function chargeModelLines(def: MeterDefinition, model: ChargeModel, billable: De
   return out;
 }
 
+export interface BillOptions {
+  /**
+   * The share of a billing period this bill covers ("1", the default: all of it). A plan in force
+   * for part of a period (a mid-period change) has its commitments and minimum charge prorated by
+   * it, as its free allowances are (the caller prorates those).
+   */
+  share?: string;
+}
+
+/**
+ * Lines decided on a bill's usage as a whole, after the usage lines:
+ * - per commitment (plan.ts `Commitment`), the committed quantity Q = quantity × share (counts
+ *   rounded down) covers the first min(billable usage, Q) units: a `commitment` line credits
+ *   them at (commitment price − list price) per unit, so covered usage costs the commitment price
+ *   and the rest the list price; with `bill_unused`, a second line bills Q − used at the
+ *   commitment price;
+ * - then, when the rounded subtotal so far is below the minimum charge × share (rounded half-up),
+ *   a `minimum` line tops it up to it.
+ */
+function periodChargeLines(plan: Plan, usageLines: readonly BillLine[], share: string): BillLine[] {
+  const currency = plan.currency;
+  const digits = minorUnitDigits(currency);
+  const out: BillLine[] = [];
+  const fixed = (
+    service: string,
+    meter: LineMeter,
+    kind: LineKind,
+    description: string,
+    quantity: Decimal,
+    unit: string,
+    unitPrice: Decimal,
+  ): BillLine => {
+    const amountUnrounded = quantity.times(unitPrice);
+    const amount = roundHalfUp(amountUnrounded, currency);
+    return {
+      service,
+      meter,
+      kind,
+      description,
+      quantity: plain(quantity),
+      freeQuantity: '0',
+      billableQuantity: plain(quantity),
+      unit,
+      unitPrice: plain(unitPrice),
+      amountUnrounded: plain(amountUnrounded),
+      amount: (amount.isZero() ? new Dec(0) : amount).toFixed(digits),
+      ...(meter === 'compute'
+        ? { gbS: gbSDisplay(quantity, new Dec(0), quantity, unitPrice) }
+        : {}),
+    };
+  };
+  for (const c of plan.commitments) {
+    const def = meterDefinitions.find((d) => d.meter === c.meter);
+    if (!def) continue;
+    let committed = new Dec(c.quantity).times(share);
+    if (c.meter === 'invocations' || c.meter === 'cold_starts') committed = committed.floor();
+    let billable = new Dec(0);
+    for (const l of usageLines) if (l.meter === c.meter && (l.kind ?? 'usage') === 'usage') billable = billable.plus(l.billableQuantity);
+    const used = Dec.min(billable, committed);
+    const list = new Dec(def.unitPrice(plan));
+    const price = new Dec(c.unit_price);
+    const show = (q: Decimal): string => (c.meter === 'compute' ? `${plain(q.div(MB_MS_PER_GB_S))} GB-s` : `${plain(q)} ${def.unit}`);
+    const perUnit = (p: Decimal): string => (c.meter === 'compute' ? `${plain(p.times(MB_MS_PER_GB_S))}/GB-s` : `${plain(p)}/${def.unit}`);
+    if (used.gt(0) && list.gt(price)) {
+      out.push(
+        fixed('*commitment', c.meter, 'commitment', `Commitment: ${def.label}, ${show(used)} of the committed ${show(committed)} at ${perUnit(price)} instead of ${perUnit(list)}`, used, def.unit, price.minus(list)),
+      );
+    }
+    const unused = committed.minus(used);
+    if (c.bill_unused && unused.gt(0) && price.gt(0)) {
+      out.push(fixed('*commitment-unused', c.meter, 'commitment', `Unused commitment: ${def.label}, ${show(unused)} of ${show(committed)} at ${perUnit(price)}`, unused, def.unit, price));
+    }
+  }
+  const minimum = roundHalfUp(new Dec(plan.minimum_charge).times(share), currency);
+  if (minimum.gt(0)) {
+    const subtotal = new Dec(sumLineAmounts([...usageLines, ...out], currency).total);
+    if (subtotal.lt(minimum)) {
+      const topUp = minimum.minus(subtotal);
+      out.push(fixed('*minimum', 'minimum', 'minimum', `Minimum charge ${minimum.toFixed(digits)} ${currency}: top-up of usage ${subtotal.toFixed(digits)}`, new Dec(1), 'period', topUp));
+    }
+  }
+  return out;
+}
+
 /** Sums rounded and unrounded line amounts: { total, totalUnrounded } as text. */
 export function sumLineAmounts(lines: readonly Pick<BillLine, 'amount' | 'amountUnrounded'>[], currency: string): { total: string; totalUnrounded: string } {
   let total = new Dec(0);
@@ -232,11 +329,13 @@ export function sumLineAmounts(lines: readonly Pick<BillLine, 'amount' | 'amount
 
 const byCodeUnits = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
+const isMeter = (m: string): m is Meter => (meters as readonly string[]).includes(m);
+
 /**
  * Prices one tenant's usage for one billing period. `plan` may be a parsed Plan or anything
  * `parsePlan` accepts; every chunk must start inside `[period.start, period.end)`.
  */
-export function computeBill(planInput: Plan | PlanInput, usage: readonly UsageChunk[], period: BillingPeriod): Bill {
+export function computeBill(planInput: Plan | PlanInput, usage: readonly UsageChunk[], period: BillingPeriod, options: BillOptions = {}): Bill {
   const plan = parsePlan(planInput);
   const currency = plan.currency;
   const p = normalisePeriod(period);
@@ -318,6 +417,7 @@ export function computeBill(planInput: Plan | PlanInput, usage: readonly UsageCh
     for (const s of perService.values()) billable = billable.plus((s.quantity[m] ?? new Dec(0)).minus(s.free[m] ?? new Dec(0)));
     lines.push(...chargeModelLines(def, model, billable, currency));
   });
+  lines.push(...periodChargeLines(plan, lines, options.share ?? '1'));
 
   return {
     plan: { ...(plan.id ? { id: plan.id } : {}), ...(plan.name ? { name: plan.name } : {}), ...(plan.version ? { version: plan.version } : {}) },
@@ -380,10 +480,12 @@ export function adjustmentLines(
   const keyOf = (l: BillLine): string => `${l.service}\u0000${l.meter}`;
   const entries = new Map<string, { service: string; meter: Meter; unit: string; description: string; before: Side; after: Side }>();
   const add = (l: BillLine, side: 'before' | 'after', what: string): void => {
-    if (!meters.includes(l.meter)) throw new RangeError(`${what} has an unknown meter "${String(l.meter)}"`);
+    if ((l.kind ?? 'usage') !== 'usage') return; // commitment, minimum and credit lines are not reconciled
+    if (!isMeter(l.meter)) throw new RangeError(`${what} has an unknown meter "${String(l.meter)}"`);
+    const meter = l.meter;
     let e = entries.get(keyOf(l));
     if (!e) {
-      e = { service: l.service, meter: l.meter, unit: l.unit, description: l.description, before: empty(), after: empty() };
+      e = { service: l.service, meter, unit: l.unit, description: l.description, before: empty(), after: empty() };
       entries.set(keyOf(l), e);
     }
     // Name the line after a bill line of its own, never after an earlier adjustment's description.

@@ -12,11 +12,11 @@ export {
   planSchema,
   safeParsePlan,
 } from './plan.js';
-export type { BilledMemoryMode, Plan, PlanInput, PlanIssue, PlanParseResult, PlanRules } from './plan.js';
+export type { BilledMemoryMode, Commitment, Plan, PlanInput, PlanIssue, PlanParseResult, PlanRules } from './plan.js';
 export { billedMbMsSql, billedQuantities } from './meter.js';
 export type { BilledQuantities, MeteredInvocation } from './meter.js';
-export { adjustmentLines, computeBill, meters, normalisePeriod, sumLineAmounts } from './bill.js';
-export type { AdjustmentLine, Bill, BillLine, BillingPeriod, GbSDisplay, Meter, UsageChunk } from './bill.js';
+export { adjustmentLines, computeBill, lineKinds, meters, normalisePeriod, sumLineAmounts } from './bill.js';
+export type { AdjustmentLine, Bill, BillLine, BillOptions, BillingPeriod, GbSDisplay, LineKind, LineMeter, Meter, UsageChunk } from './bill.js';
 export { seedPlans, standardRubPlan, standardUsdPlan } from './seed.js';
 export { chargeModelSchema, describeModel, parseChargeModel, priceQuantity, safeParseChargeModel } from './tiers.js';
 export type { ChargeModel, ChargeModelInput, PricedQuantity, TierCharge } from './tiers.js';

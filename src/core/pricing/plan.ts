@@ -32,6 +32,26 @@ const unitPriceField: Record<ChargeableMeter, 'price_per_invocation' | 'price_pe
   cpu: 'price_per_cpu_ms',
 };
 
+/**
+ * A commitment (reserved capacity): the tenant commits to `quantity` units of a meter per billing
+ * period at `unit_price`, below the list price; usage beyond it is billed at the list price.
+ * Compute commitments are written as providers sell them, in GB-s and per GB-s (`quantity_gb_s`,
+ * `unit_price_per_gb_s`; or in MB·ms as `quantity` / `unit_price`, which must then agree); other
+ * meters in their own units (`quantity`, `unit_price`). `bill_unused`: the unused part is
+ * billed too (a take-or-pay commitment, the default) or not (a discount up to a cap).
+ */
+export interface Commitment {
+  meter: ChargeableMeter;
+  /** Committed units per billing period (compute: MB·ms). */
+  quantity: string;
+  /** Price per unit of the commitment (compute: per MB·ms). */
+  unit_price: string;
+  /** Compute only: quantity and unit price in GB-s (exact; how they were written). */
+  quantity_gb_s?: string;
+  unit_price_per_gb_s?: string;
+  bill_unused: boolean;
+}
+
 /** Charge models by meter (tiers.ts), instead of the meter's flat per-unit price. */
 export type ChargeModels = Partial<Record<ChargeableMeter, ChargeModel>>;
 import type { Decimal } from 'decimal.js';
@@ -146,6 +166,18 @@ const currency = checkedField<string>((input) =>
 
 const optionalText = z.string().trim().min(1).max(255).nullish();
 
+/** A commitment as written (see `Commitment`); units are checked against the meter in planSchema. */
+const commitmentSchema = z.strictObject({
+  meter: z.enum(chargeableMeters, { error: `meter must be one of ${chargeableMeters.join(', ')}` }),
+  quantity: allowance('quantity', false).optional(),
+  unit_price: price('unit_price').optional(),
+  quantity_gb_s: allowance('quantity_gb_s', false).optional(),
+  unit_price_per_gb_s: price('unit_price_per_gb_s').optional(),
+  bill_unused: z.boolean({ error: 'bill_unused must be true or false' }).default(true),
+});
+
+
+
 export const planSchema = z
   .strictObject({
     id: optionalText,
@@ -167,6 +199,14 @@ export const planSchema = z
      * must then be 0. Compute quantities are in MB·ms.
      */
     charge_models: z.record(z.string(), z.unknown()).nullish(),
+    /**
+     * The least the tenant pays for a billing period (before tax and credits): a usage subtotal
+     * below it is topped up by a "minimum monthly charge" line. Prorated with the plan's share of
+     * a period, as free allowances are.
+     */
+    minimum_charge: price('minimum_charge').optional(),
+    /** Commitments (reserved capacity), at most one per meter; see `Commitment`. */
+    commitments: z.array(z.unknown()).readonly().nullish(),
     // pricing_plans columns the core does not use: accepted so a row parses, then dropped.
     tenant_id: z.unknown().optional(),
     previous_version_id: z.unknown().optional(),
@@ -204,6 +244,55 @@ export const planSchema = z
       }
       chargeModels[m] = parsed.model;
     }
+    const commitments: Commitment[] = [];
+    (p.commitments ?? []).forEach((input, i) => {
+      const at = `commitments[${i}]`;
+      const r = commitmentSchema.safeParse(input);
+      if (!r.success) {
+        for (const issue of r.error.issues) {
+          const where = issue.path.length > 0 ? `${at}.${issue.path.map(String).join('.')}` : at;
+          ctx.issues.push({ code: 'custom', message: `${where}: ${issue.message}`, input, path: ['commitments', i] });
+        }
+        return;
+      }
+      const c = r.data;
+      const problem = (message: string): void => {
+        ctx.issues.push({ code: 'custom', message: `${at}: ${message}`, input, path: ['commitments', i] });
+      };
+      if (commitments.some((o) => o.meter === c.meter)) return problem(`a second commitment on ${c.meter}; give one per meter`);
+      if (chargeModels[c.meter]) return problem(`${c.meter} is priced by a charge model; a commitment needs the meter's flat list price`);
+      const isCompute = c.meter === 'compute';
+      const gbS = c.quantity_gb_s !== undefined || c.unit_price_per_gb_s !== undefined;
+      if (!isCompute && gbS) return problem(`write quantity and unit_price for ${c.meter} (the GB-s fields are for compute)`);
+      let quantity = c.quantity === undefined ? undefined : new Dec(c.quantity);
+      let unitPrice = c.unit_price === undefined ? undefined : new Dec(c.unit_price);
+      if (isCompute && c.quantity_gb_s !== undefined) {
+        const q = new Dec(c.quantity_gb_s).times(MB_MS_PER_GB_S);
+        if (quantity !== undefined && !quantity.eq(q)) return problem(`quantity (${c.quantity} MB·ms) and quantity_gb_s (${c.quantity_gb_s}) disagree; give one`);
+        quantity = q;
+      }
+      if (isCompute && c.unit_price_per_gb_s !== undefined) {
+        const u = new Dec(c.unit_price_per_gb_s).div(MB_MS_PER_GB_S);
+        if (unitPrice !== undefined && !unitPrice.eq(u)) return problem(`unit_price (per MB·ms) and unit_price_per_gb_s disagree; give one`);
+        unitPrice = u;
+      }
+      if (quantity === undefined || unitPrice === undefined) {
+        return problem(isCompute ? 'a compute commitment needs quantity_gb_s and unit_price_per_gb_s (or quantity in MB·ms and unit_price per MB·ms)' : 'quantity and unit_price are required');
+      }
+      if (quantity.isZero()) return problem('quantity must be above 0');
+      if (c.meter === 'invocations' || c.meter === 'cold_starts') {
+        if (!quantity.isInteger()) return problem(`quantity of ${c.meter} must be a whole number`);
+      }
+      const list = c.meter === 'compute' ? compute.value.mbMs : (p[unitPriceField[c.meter]] ?? '0');
+      if (unitPrice.gt(list)) return problem(`unit price ${plain(unitPrice)} is above the list price ${list} of ${c.meter}; a commitment is sold below it`);
+      commitments.push({
+        meter: c.meter,
+        quantity: plain(quantity),
+        unit_price: plain(unitPrice),
+        ...(isCompute ? { quantity_gb_s: plain(quantity.div(MB_MS_PER_GB_S)), unit_price_per_gb_s: plain(unitPrice.times(MB_MS_PER_GB_S)) } : {}),
+        bill_unused: c.bill_unused,
+      });
+    });
     if (ctx.issues.length > 0) return z.NEVER;
     const plan: Plan = {
       ...(p.id ? { id: p.id } : {}),
@@ -220,6 +309,8 @@ export const planSchema = z
       free_tier_gb_s: free.value.gbS,
       rules: p.rules,
       charge_models: Object.freeze(chargeModels),
+      minimum_charge: p.minimum_charge ?? '0',
+      commitments: Object.freeze(commitments.map((c) => Object.freeze(c))),
     };
     return plan;
   });
@@ -246,6 +337,10 @@ export interface Plan {
   rules: PlanRules;
   /** Meters priced by a charge model instead of their flat price (empty: all flat). */
   charge_models: ChargeModels;
+  /** The least billed per period before tax and credits ("0": none). */
+  minimum_charge: string;
+  /** Commitments (reserved capacity), at most one per meter. */
+  commitments: readonly Commitment[];
 }
 
 /** What a plan may be written as (the schema's input; prices as decimal strings). */
@@ -264,6 +359,8 @@ export interface PlanInput {
   free_tier_gb_s?: string | number | bigint;
   rules?: Partial<PlanRules>;
   charge_models?: Record<string, unknown> | null;
+  minimum_charge?: string;
+  commitments?: readonly unknown[] | null;
   [column: string]: unknown;
 }
 
