@@ -1,13 +1,16 @@
 /**
  * Commitments, minimum charges and credits (issue 5, items 4 and 6):
  * - `pricing_plans.minimum_charge`: the least a tenant pays per period before tax and credits;
- *   `pricing_plans.commitments`: reserved capacity per meter (src/core/pricing/plan.ts).
+ *   `pricing_plans.commitments`: reserved capacity per meter; `pricing_plans.price_variants`:
+ *   price multipliers by architecture, spot priority and time of day (src/core/pricing/plan.ts).
  * - `bill_line_items.kind`: usage | commitment | minimum | credit. Only usage lines are
  *   reconciled against late usage (adjustments); the others are decided on the bill itself.
  * - `tenant_credits`: coupons (a percentage off a bill, optionally capped per bill) and prepaid or
  *   promotional credits (an amount drawn down bill after bill), each valid over a time range.
  *   `bill_line_items.credit_id` ties a credit line to its credit: what a credit has given is the
  *   sum of its lines on final and paid bills, so a balance can never be spent twice.
+ * - `bill_line_items.variant`: the price variant of a usage line ("arm64 · spot · night", plan
+ *   price_variants), so a finalized bill read back keeps its variants apart when reconciled.
  */
 import type { Knex } from 'knex';
 
@@ -15,7 +18,8 @@ export async function up(knex: Knex): Promise<void> {
   await knex.raw(`
     ALTER TABLE pricing_plans
       ADD COLUMN minimum_charge numeric(20,4) NOT NULL DEFAULT 0 CHECK (minimum_charge >= 0),
-      ADD COLUMN commitments jsonb NOT NULL DEFAULT '[]';
+      ADD COLUMN commitments jsonb NOT NULL DEFAULT '[]',
+      ADD COLUMN price_variants jsonb;
 
     CREATE TABLE tenant_credits (
       id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -39,15 +43,16 @@ export async function up(knex: Knex): Promise<void> {
 
     ALTER TABLE bill_line_items
       ADD COLUMN kind varchar(20) NOT NULL DEFAULT 'usage' CHECK (kind IN ('usage', 'commitment', 'minimum', 'credit')),
-      ADD COLUMN credit_id uuid REFERENCES tenant_credits(id);
+      ADD COLUMN credit_id uuid REFERENCES tenant_credits(id),
+      ADD COLUMN variant varchar(160);
     CREATE INDEX bill_line_items_credit ON bill_line_items (credit_id) WHERE credit_id IS NOT NULL;
   `);
 }
 
 export async function down(knex: Knex): Promise<void> {
   await knex.raw(`
-    ALTER TABLE bill_line_items DROP COLUMN credit_id, DROP COLUMN kind;
+    ALTER TABLE bill_line_items DROP COLUMN variant, DROP COLUMN credit_id, DROP COLUMN kind;
     DROP TABLE IF EXISTS tenant_credits;
-    ALTER TABLE pricing_plans DROP COLUMN commitments, DROP COLUMN minimum_charge;
+    ALTER TABLE pricing_plans DROP COLUMN price_variants, DROP COLUMN commitments, DROP COLUMN minimum_charge;
   `);
 }

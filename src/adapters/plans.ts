@@ -40,7 +40,7 @@ export class NoPlanError extends Error {
 }
 
 /** The pricing_plans columns of a parsed plan (name and version default to "plan" and 1). */
-export function planColumns(plan: Plan): Record<string, string | number> {
+export function planColumns(plan: Plan): Record<string, string | number | null> {
   return {
     name: plan.name ?? 'plan',
     version: plan.version ?? 1,
@@ -55,6 +55,7 @@ export function planColumns(plan: Plan): Record<string, string | number> {
     charge_models: JSON.stringify(plan.charge_models),
     minimum_charge: plan.minimum_charge,
     commitments: JSON.stringify(plan.commitments),
+    price_variants: plan.price_variants === null ? null : JSON.stringify(plan.price_variants),
   };
 }
 

@@ -443,9 +443,10 @@ export class Billing {
 
     // Every segment to read usage for, under a numeric key.
     const queries: SegmentUsageQuery[] = [];
+    const zones = new Map(targets.map((t) => [t.tenant.id, t.tenant.timezone]));
     const keysOf = (tenantId: string, segments: readonly BillSegment[]): number[] =>
       segments.map((segment) => {
-        queries.push({ key: queries.length, tenantId, segment });
+        queries.push({ key: queries.length, tenantId, segment, timeZone: zones.get(tenantId) ?? 'UTC' });
         return queries.length - 1;
       });
     const periodKeys = new Map(priced.map((t) => [t.tenant.id, keysOf(t.tenant.id, segmentsByTenant.get(t.tenant.id) as BillSegment[])]));

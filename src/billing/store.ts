@@ -188,6 +188,7 @@ const lineRowSchema = z.object({
   is_adjustment: z.boolean(),
   kind: z.enum(lineKinds),
   credit_id: z.string().nullable(),
+  variant: z.string().nullable(),
   plan_id: z.string().nullable(),
   segment_start: z.date().nullable(),
   segment_end: z.date().nullable(),
@@ -214,6 +215,7 @@ function toPricedLine(raw: unknown): PricedLine & { billId: string } {
     amount: new Dec(r.amount).toFixed(digits),
     kind: r.kind,
     creditId: r.credit_id,
+    ...(r.variant !== null ? { variant: r.variant } : {}),
     isAdjustment: r.is_adjustment,
     planId: r.plan_id ?? '',
     segmentStart: r.segment_start?.toISOString() ?? '',
@@ -253,6 +255,7 @@ function lineQuery(db: Knex) {
       'l.is_adjustment',
       'l.kind',
       'l.credit_id',
+      'l.variant',
       'l.plan_id',
       'l.segment_start',
       'l.segment_end',
@@ -398,16 +401,16 @@ export async function saveBills(trx: Knex.Transaction, bills: readonly ComposedB
   await trx.raw(
     `INSERT INTO bill_line_items (bill_id, position, service_id, meter, description, quantity, free_quantity, billable_quantity, unit,
                                   unit_price, amount_unrounded, amount, is_adjustment, plan_id, segment_start, segment_end, adjusts_bill_id,
-                                  service_label, kind, credit_id)
+                                  service_label, kind, credit_id, variant)
      SELECT bill_id, position, nullif(service_id, '')::uuid, meter, description, quantity, free_quantity, billable_quantity, unit,
             unit_price, amount_unrounded, amount, is_adjustment, nullif(plan_id, '')::uuid, segment_start, segment_end,
-            nullif(adjusts_bill_id, '')::uuid, CASE WHEN service_id = '' THEN nullif(service_label, '') END, kind, nullif(credit_id, '')::uuid
+            nullif(adjusts_bill_id, '')::uuid, CASE WHEN service_id = '' THEN nullif(service_label, '') END, kind, nullif(credit_id, '')::uuid, nullif(variant, '')
        FROM unnest(?::uuid[], ?::int[], ?::text[], ?::text[], ?::text[], ?::numeric[], ?::numeric[], ?::numeric[], ?::text[],
                    ?::numeric[], ?::numeric[], ?::numeric[], ?::boolean[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::text[], ?::text[],
-                   ?::text[], ?::text[])
+                   ?::text[], ?::text[], ?::text[])
          AS l(bill_id, position, service_id, meter, description, quantity, free_quantity, billable_quantity, unit,
               unit_price, amount_unrounded, amount, is_adjustment, plan_id, segment_start, segment_end, adjusts_bill_id, service_label,
-              kind, credit_id)`,
+              kind, credit_id, variant)`,
     [
       text((l) => l.billId),
       lines.map((l) => l.position),
@@ -429,6 +432,7 @@ export async function saveBills(trx: Knex.Transaction, bills: readonly ComposedB
       text((l) => l.line.service),
       text((l) => l.line.kind),
       text((l) => l.line.creditId),
+      text((l) => l.line.variant ?? null),
     ],
   );
   if (finalize) {

@@ -97,7 +97,7 @@ export async function insertHours(db: Knex, rows: readonly HourRow[]): Promise<v
 /** Inserts one usage_raw event (as save would store it). */
 export async function insertRawEvent(
   db: Knex,
-  e: { tenantId: string; serviceId: string; revisionId: string; time: string; invocations?: number; durationMs: string; memoryMb: string; cpuMs?: string; coldStart?: boolean },
+  e: { tenantId: string; serviceId: string; revisionId: string; time: string; invocations?: number; durationMs: string; memoryMb: string; cpuMs?: string; coldStart?: boolean; labels?: Record<string, string> },
 ): Promise<void> {
   await db('usage_raw').insert({
     time: e.time,
@@ -111,5 +111,6 @@ export async function insertRawEvent(
     memory_mb: e.memoryMb,
     cpu_ms: e.cpuMs ?? '0',
     cold_start: e.coldStart ?? false,
+    ...(e.labels ? { labels: JSON.stringify(e.labels) } : {}),
   });
 }

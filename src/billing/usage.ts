@@ -25,6 +25,8 @@
  */
 import type { Knex } from 'knex';
 import { Dec, billedMbMsSql, plain, type UsageChunk } from '../core/pricing/index.js';
+import { ARCHITECTURE_LABEL, PRIORITY_LABEL, SPOT_PRIORITY } from '../core/pricing/plan.js';
+import { splitBySchedule, type SchedulePiece } from '../core/pricing/schedule.js';
 import type { BillSegment } from './segments.js';
 
 /** A segment whose usage is read, under a caller's key. */
@@ -32,6 +34,8 @@ export interface SegmentUsageQuery {
   key: number;
   tenantId: string;
   segment: BillSegment;
+  /** The tenant's zone (a plan's time-of-day schedule is read on its clock). */
+  timeZone?: string;
 }
 
 /** One service's usage in one segment, with the free part of the walk. Decimal text throughout. */
@@ -45,6 +49,10 @@ export interface ServiceUsage {
   freeMbMs: string;
   coldStarts: string;
   cpuMs: string;
+  /** Plans with price variants only (read from raw events): the usage's architecture label, spot flag and schedule piece. */
+  architecture: string | null;
+  spot: boolean;
+  timeOfDay: { multiplier: string; label: string | null } | null;
 }
 
 /** Windows are at most this long, so one that ends after an instant starts less than it before. */
@@ -65,15 +73,18 @@ function billedMbMsByPlan(queries: readonly SegmentUsageQuery[]): string {
 
 const SEGMENTS = `
   seg AS (
-    SELECT * FROM unnest(?::int[], ?::uuid[], ?::uuid[], ?::timestamptz[], ?::timestamptz[], ?::numeric[], ?::numeric[])
-      AS s(seg_key, tenant_id, plan_id, seg_from, seg_to, free_inv, free_mb_ms)
+    SELECT * FROM unnest(?::int[], ?::uuid[], ?::uuid[], ?::timestamptz[], ?::timestamptz[], ?::numeric[], ?::numeric[], ?::boolean[])
+      AS s(seg_key, tenant_id, plan_id, seg_from, seg_to, free_inv, free_mb_ms, raw_only)
+  ),
+  piece AS (
+    SELECT * FROM unnest(?::int[], ?::int[], ?::timestamptz[], ?::timestamptz[]) AS p(seg_key, idx, p_from, p_to)
   )`;
 
 /** 1h rows overlapping each segment; `usable` when inside it and metered under its plan. */
 const AGGREGATE_ROWS = `
   SELECT s.seg_key, a.service_id, a.window_start AS start, a.window_end, a.invocations::numeric AS inv, a.billed_mb_ms AS mb_ms,
-         a.cold_starts::numeric AS cs, a.total_cpu_ms AS cpu,
-         (a.window_start >= s.seg_from AND a.window_end <= s.seg_to AND a.billed_plan_id IS NOT DISTINCT FROM s.plan_id) AS usable
+         a.cold_starts::numeric AS cs, a.total_cpu_ms AS cpu, NULL::text AS arch, false AS spot, NULL::int AS piece,
+         (a.window_start >= s.seg_from AND a.window_end <= s.seg_to AND a.billed_plan_id IS NOT DISTINCT FROM s.plan_id AND NOT s.raw_only) AS usable
     FROM seg s
     JOIN usage_aggregate a ON a.tenant_id = s.tenant_id AND a.window_size = '1h'
      AND a.window_start < s.seg_to AND a.window_start > s.seg_from - ${LONGEST_WINDOW} AND a.window_end > s.seg_from`;
@@ -88,8 +99,8 @@ const AGGREGATE_ROWS = `
  */
 const walkAndTotals = (rows: string): string => `
   totals AS (
-    SELECT seg_key, service_id, sum(inv) AS inv, sum(mb_ms) AS mb_ms, sum(cs) AS cs, sum(cpu) AS cpu, bool_and(usable) AS usable
-      FROM ${rows} GROUP BY seg_key, service_id
+    SELECT seg_key, service_id, arch, spot, piece, sum(inv) AS inv, sum(mb_ms) AS mb_ms, sum(cs) AS cs, sum(cpu) AS cpu, bool_and(usable) AS usable
+      FROM ${rows} GROUP BY seg_key, service_id, arch, spot, piece
   ),
   crossing AS (
     SELECT t.seg_key FROM totals t JOIN seg s ON s.seg_key = t.seg_key
@@ -97,22 +108,22 @@ const walkAndTotals = (rows: string): string => `
     HAVING (s.free_inv > 0 AND sum(t.inv) > s.free_inv) OR (s.free_mb_ms > 0 AND sum(t.mb_ms) > s.free_mb_ms)
   ),
   walk AS (
-    SELECT c.seg_key, c.service_id, c.inv, c.mb_ms, s.free_inv, s.free_mb_ms,
+    SELECT c.seg_key, c.service_id, c.arch, c.spot, c.piece, c.inv, c.mb_ms, s.free_inv, s.free_mb_ms,
            sum(c.inv) OVER w - c.inv AS inv_before,
            sum(c.mb_ms) OVER w - c.mb_ms AS mb_ms_before
       FROM ${rows} c
       JOIN crossing x ON x.seg_key = c.seg_key
       JOIN services sv ON sv.id = c.service_id
       JOIN seg s ON s.seg_key = c.seg_key
-    WINDOW w AS (PARTITION BY c.seg_key ORDER BY c.start, sv.name COLLATE "C" ROWS UNBOUNDED PRECEDING)
+    WINDOW w AS (PARTITION BY c.seg_key ORDER BY c.start, sv.name COLLATE "C", c.arch COLLATE "C", c.spot, c.piece ROWS UNBOUNDED PRECEDING)
   ),
   walked AS (
-    SELECT seg_key, service_id,
+    SELECT seg_key, service_id, arch, spot, piece,
            sum(least(inv, greatest(free_inv - inv_before, 0))) AS free_inv,
            sum(least(mb_ms, greatest(free_mb_ms - mb_ms_before, 0))) AS free_mb_ms
-      FROM walk GROUP BY seg_key, service_id
+      FROM walk GROUP BY seg_key, service_id, arch, spot, piece
   )
-  SELECT t.seg_key, t.service_id, sv.name AS service,
+  SELECT t.seg_key, t.service_id, sv.name AS service, t.arch, t.spot, t.piece,
          t.inv AS invocations,
          CASE WHEN w.seg_key IS NOT NULL THEN w.free_inv WHEN s.free_inv > 0 THEN t.inv ELSE 0 END AS free_invocations,
          t.mb_ms AS billed_mb_ms,
@@ -123,7 +134,8 @@ const walkAndTotals = (rows: string): string => `
     FROM totals t
     JOIN seg s ON s.seg_key = t.seg_key
     JOIN services sv ON sv.id = t.service_id
-    LEFT JOIN walked w ON w.seg_key = t.seg_key AND w.service_id = t.service_id`;
+    LEFT JOIN walked w ON w.seg_key = t.seg_key AND w.service_id = t.service_id
+     AND w.arch IS NOT DISTINCT FROM t.arch AND w.spot = t.spot AND w.piece IS NOT DISTINCT FROM t.piece`;
 
 /** The common case: every window of the segment comes straight from usage_aggregate. */
 const fastSql = (): string => `WITH ${SEGMENTS}, agg AS (${AGGREGATE_ROWS}), ${walkAndTotals('agg')}`;
@@ -134,12 +146,16 @@ const generalSql = (queries: readonly SegmentUsageQuery[]): string => `
   agg AS (${AGGREGATE_ROWS}),
   recompute AS (SELECT DISTINCT seg_key, start, window_end FROM agg WHERE NOT usable),
   chunk_rows AS (
-    SELECT g.seg_key, g.service_id, g.start, g.inv, g.mb_ms, g.cs, g.cpu, true AS usable
+    SELECT g.seg_key, g.service_id, g.start, g.inv, g.mb_ms, g.cs, g.cpu, g.arch, g.spot, g.piece, true AS usable
       FROM agg g
      WHERE NOT EXISTS (SELECT 1 FROM recompute r WHERE r.seg_key = g.seg_key AND r.start = g.start)
     UNION ALL
     SELECT r.seg_key, u.service_id, greatest(r.start, s.seg_from), u.invocations::numeric, ${billedMbMsByPlan(queries)},
-           CASE WHEN u.cold_start THEN 1 ELSE 0 END, coalesce(u.cpu_ms, 0), true
+           CASE WHEN u.cold_start THEN 1 ELSE 0 END, coalesce(u.cpu_ms, 0),
+           CASE WHEN s.raw_only THEN u.labels->>'${ARCHITECTURE_LABEL}' END,
+           s.raw_only AND coalesce(u.labels->>'${PRIORITY_LABEL}' = '${SPOT_PRIORITY}', false),
+           CASE WHEN s.raw_only THEN (SELECT p.idx FROM piece p WHERE p.seg_key = s.seg_key AND u.time >= p.p_from AND u.time < p.p_to) END,
+           true
       FROM recompute r
       JOIN seg s ON s.seg_key = r.seg_key
       JOIN LATERAL (
@@ -153,9 +169,23 @@ const generalSql = (queries: readonly SegmentUsageQuery[]): string => `
   ),
   ${walkAndTotals('chunk_rows')}`;
 
-type UsageRow = Record<string, string | number | boolean>;
+type UsageRow = Record<string, string | number | boolean | null>;
 
-async function run(db: Knex, sql: string, queries: readonly SegmentUsageQuery[]): Promise<UsageRow[]> {
+/** Whether a segment's plan has price variants: its usage is then read from raw events, each at its own instant. */
+const rawOnly = (q: SegmentUsageQuery): boolean => q.segment.plan.price_variants !== null;
+
+/** The schedule pieces of each segment whose plan has a time-of-day schedule, by segment key. */
+function schedulePieces(queries: readonly SegmentUsageQuery[]): Map<number, SchedulePiece[]> {
+  const out = new Map<number, SchedulePiece[]>();
+  for (const q of queries) {
+    const schedule = q.segment.plan.price_variants?.schedule ?? [];
+    if (schedule.length > 0) out.set(q.key, splitBySchedule(schedule, q.timeZone ?? 'UTC', q.segment.start, q.segment.end));
+  }
+  return out;
+}
+
+async function run(db: Knex, sql: string, queries: readonly SegmentUsageQuery[], pieces: ReadonlyMap<number, SchedulePiece[]>): Promise<UsageRow[]> {
+  const flat = [...pieces.entries()].flatMap(([key, list]) => list.map((p, idx) => ({ key, idx, p })));
   const result = await db.raw<{ rows: UsageRow[] }>(sql, [
     queries.map((q) => q.key),
     queries.map((q) => q.tenantId),
@@ -164,6 +194,11 @@ async function run(db: Knex, sql: string, queries: readonly SegmentUsageQuery[])
     queries.map((q) => q.segment.end.toISOString()),
     queries.map((q) => q.segment.freeInvocations),
     queries.map((q) => q.segment.freeMbMs),
+    queries.map(rawOnly),
+    flat.map((f) => f.key),
+    flat.map((f) => f.idx),
+    flat.map((f) => f.p.start.toISOString()),
+    flat.map((f) => f.p.end.toISOString()),
   ]);
   return result.rows;
 }
@@ -175,10 +210,12 @@ async function run(db: Knex, sql: string, queries: readonly SegmentUsageQuery[])
  */
 export async function readSegmentUsage(db: Knex, queries: readonly SegmentUsageQuery[]): Promise<ServiceUsage[]> {
   if (queries.length === 0) return [];
-  let rows = await run(db, fastSql(), queries);
+  const pieces = schedulePieces(queries);
+  let rows = await run(db, fastSql(), queries, new Map());
   const recompute = new Set(rows.filter((r) => r.usable !== true).map((r) => Number(r.seg_key)));
   if (recompute.size > 0) {
-    const general = await run(db, generalSql(queries.filter((q) => recompute.has(q.key))), queries.filter((q) => recompute.has(q.key)));
+    const again = queries.filter((q) => recompute.has(q.key));
+    const general = await run(db, generalSql(again), again, new Map([...pieces].filter(([key]) => recompute.has(key))));
     rows = [...rows.filter((r) => !recompute.has(Number(r.seg_key))), ...general];
   }
   return rows.map((r) => ({
@@ -191,6 +228,12 @@ export async function readSegmentUsage(db: Knex, queries: readonly SegmentUsageQ
     freeMbMs: String(r.free_mb_ms),
     coldStarts: String(r.cold_starts),
     cpuMs: String(r.cpu_ms),
+    architecture: r.arch === null || r.arch === undefined ? null : String(r.arch),
+    spot: r.spot === true,
+    timeOfDay: (() => {
+      const piece = r.piece === null || r.piece === undefined ? undefined : pieces.get(Number(r.seg_key))?.[Number(r.piece)];
+      return piece ? { multiplier: piece.multiplier, label: piece.label } : null;
+    })(),
   }));
 }
 
@@ -207,13 +250,14 @@ export function usageChunks(rows: readonly ServiceUsage[], segment: BillSegment)
   const freeAt = segment.start.toISOString();
   const restAt = new Date(startMs + 1).toISOString();
   return rows.flatMap((r): UsageChunk[] => {
-    const all = { service: r.service, invocations: r.invocations, billedMbMs: r.billedMbMs, coldStarts: r.coldStarts, cpuMs: r.cpuMs };
+    const variant = { architecture: r.architecture, spot: r.spot, ...(r.timeOfDay ? { timeOfDay: r.timeOfDay } : {}) };
+    const all = { service: r.service, invocations: r.invocations, billedMbMs: r.billedMbMs, coldStarts: r.coldStarts, cpuMs: r.cpuMs, ...variant };
     const restInvocations = new Dec(r.invocations).minus(r.freeInvocations);
     const restMbMs = new Dec(r.billedMbMs).minus(r.freeMbMs);
     if (restInvocations.isZero() && restMbMs.isZero()) return [{ ...all, start: freeAt }];
     if (new Dec(r.freeInvocations).isZero() && new Dec(r.freeMbMs).isZero()) return [{ ...all, start: restAt }];
     return [
-      { service: r.service, start: freeAt, invocations: r.freeInvocations, billedMbMs: r.freeMbMs, coldStarts: '0', cpuMs: '0' },
+      { service: r.service, start: freeAt, invocations: r.freeInvocations, billedMbMs: r.freeMbMs, coldStarts: '0', cpuMs: '0', ...variant },
       { ...all, start: restAt, invocations: plain(restInvocations), billedMbMs: plain(restMbMs) },
     ];
   });

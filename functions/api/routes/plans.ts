@@ -59,6 +59,17 @@ const planFields = {
     )
     .optional()
     .describe('reserved capacity, at most one per meter: usage up to the committed quantity at the committed price, the rest at the list price'),
+  price_variants: z
+    .strictObject({
+      architectures: z.record(z.string(), z.partialRecord(z.enum(['invocations', 'compute', 'cold_starts', 'cpu']), price)).optional().describe('by the event label "architecture": {"arm64": {"compute": "0.8"}}'),
+      spot: z.partialRecord(z.enum(['invocations', 'compute', 'cold_starts', 'cpu']), price).optional().describe('for events labelled priority=spot: {"compute": "0.6"}'),
+      schedule: z
+        .array(z.strictObject({ days: z.array(z.enum(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'])), from: z.string(), to: z.string(), multiplier: price, label: z.string().optional() }))
+        .optional()
+        .describe('time-of-day / day-of-week multipliers on the tenant’s clock, first match wins: [{"days":["sat","sun"],"from":"00:00","to":"24:00","multiplier":"0.7","label":"weekend"}]'),
+    })
+    .nullish()
+    .describe('price multipliers of flat meter prices by architecture, spot priority and time of day (multiplied together per invocation)'),
 };
 const createBody = z.strictObject({
   ...planFields,
@@ -88,6 +99,7 @@ export const planSchema = z.object({
   rules: z.object({ duration_granularity_ms: z.number(), min_billed_duration_ms: z.number(), memory_step_mb: z.number(), billed_memory: z.enum(billedMemoryModes) }),
   charge_models: z.record(z.string(), z.unknown()),
   minimum_charge: decimalText,
+  price_variants: z.record(z.string(), z.unknown()).nullable(),
   commitments: z.array(
     z.object({
       meter: z.string(),
@@ -139,6 +151,7 @@ export function planOut(row: PlanRow): PlanOut {
     charge_models: p.charge_models,
     minimum_charge: p.minimum_charge,
     commitments: p.commitments.map((c) => ({ ...c })),
+    price_variants: p.price_variants === null ? null : { ...p.price_variants },
     active: row.active,
     default_for_currency: row.default_for_currency,
     created_at: row.created_at.toISOString(),

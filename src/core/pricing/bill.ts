@@ -53,6 +53,12 @@ export interface UsageChunk {
   coldStarts: number | bigint | string;
   /** CPU-ms, decimal string ≥ 0. */
   cpuMs: string;
+  /** The invocations' architecture (event label `architecture`), for plans priced by it. */
+  architecture?: string | null;
+  /** Low-priority invocations (event label `priority=spot`). */
+  spot?: boolean;
+  /** The plan schedule's multiplier and label over the chunk (the caller splits usage at its boundaries). */
+  timeOfDay?: { multiplier: string; label: string | null };
 }
 
 /** A billing period `[start, end)`, ISO 8601 instants (a calendar month in the tenant's zone). */
@@ -74,6 +80,8 @@ export interface BillLine {
   meter: LineMeter;
   /** Absent: `usage`. */
   kind?: LineKind;
+  /** The price variant of a usage line ("arm64 · spot · night"); absent at list prices. */
+  variant?: string;
   description: string;
   quantity: string;
   freeQuantity: string;
@@ -329,6 +337,45 @@ export function sumLineAmounts(lines: readonly Pick<BillLine, 'amount' | 'amount
 
 const byCodeUnits = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
+/** A price variant of usage: its key ("" for list prices) and price multiplier per meter. */
+interface Variant {
+  key: string;
+  multipliers: Partial<Record<Meter, string>>;
+}
+const LIST_PRICES: Variant = { key: '', multipliers: {} };
+
+/**
+ * The price variant of a chunk under the plan's price_variants (plan.ts `PriceVariants`): the
+ * product of its architecture's, spot's and time-of-day multipliers per meter. The key names
+ * what applies ("arm64 · spot · night"); attributes the plan does not price are ignored.
+ */
+function variantOf(plan: Plan, chunk: UsageChunk): Variant {
+  const v = plan.price_variants;
+  if (!v) return LIST_PRICES;
+  const parts: string[] = [];
+  const product: Partial<Record<Meter, Decimal>> = {};
+  const apply = (multipliers: Partial<Record<Meter, string>>): void => {
+    for (const [meter, m] of Object.entries(multipliers) as [Meter, string][]) product[meter] = (product[meter] ?? new Dec(1)).times(m);
+  };
+  const arch = chunk.architecture ?? null;
+  const archMultipliers = arch !== null && Object.hasOwn(v.architectures, arch) ? v.architectures[arch] : undefined;
+  if (arch !== null && archMultipliers) {
+    parts.push(arch);
+    apply(archMultipliers);
+  }
+  if (chunk.spot === true && Object.keys(v.spot).length > 0) {
+    parts.push('spot');
+    apply(v.spot);
+  }
+  const tod = chunk.timeOfDay;
+  if (tod && !new Dec(tod.multiplier).eq(1)) {
+    parts.push(tod.label ?? `×${tod.multiplier}`);
+    apply(Object.fromEntries(meters.map((m) => [m, tod.multiplier])));
+  }
+  if (parts.length === 0) return LIST_PRICES;
+  return { key: parts.join(' · '), multipliers: Object.fromEntries(Object.entries(product).map(([m, d]) => [m, plain(d)])) };
+}
+
 const isMeter = (m: string): m is Meter => (meters as readonly string[]).includes(m);
 
 /**
@@ -340,10 +387,11 @@ export function computeBill(planInput: Plan | PlanInput, usage: readonly UsageCh
   const currency = plan.currency;
   const p = normalisePeriod(period);
 
-  // Merge chunks by (start instant, service).
+  // Merge chunks by (start instant, service, price variant).
   interface Group {
     startMs: number;
     service: string;
+    variant: Variant;
     q: Decimal[]; // by meter index
   }
   const groups = new Map<string, Group>();
@@ -360,21 +408,23 @@ export function computeBill(planInput: Plan | PlanInput, usage: readonly UsageCh
       quantity(c.coldStarts, `${at}.coldStarts`, true),
       quantity(c.cpuMs, `${at}.cpuMs`, false),
     ];
-    const key = `${startMs}\u0000${c.service}`;
+    const variant = variantOf(plan, c);
+    const key = `${startMs}\u0000${c.service}\u0000${variant.key}`;
     const g = groups.get(key);
     if (g) g.q = g.q.map((v, m) => v.plus(q[m] ?? 0));
-    else groups.set(key, { startMs, service: c.service, q });
+    else groups.set(key, { startMs, service: c.service, variant, q });
   });
-  const ordered = [...groups.values()].sort((a, b) => a.startMs - b.startMs || byCodeUnits(a.service, b.service));
+  const ordered = [...groups.values()].sort((a, b) => a.startMs - b.startMs || byCodeUnits(a.service, b.service) || byCodeUnits(a.variant.key, b.variant.key));
 
   // Walk in time order, consuming each meter's free allowance.
   const remaining = meterDefinitions.map((d) => new Dec(d.freeAllowance(plan)));
-  const perService = new Map<string, { quantity: Decimal[]; free: Decimal[] }>();
+  const perService = new Map<string, { service: string; variant: Variant; quantity: Decimal[]; free: Decimal[] }>();
   for (const g of ordered) {
-    let s = perService.get(g.service);
+    const k = `${g.service}\u0000${g.variant.key}`;
+    let s = perService.get(k);
     if (!s) {
-      s = { quantity: meterDefinitions.map(() => new Dec(0)), free: meterDefinitions.map(() => new Dec(0)) };
-      perService.set(g.service, s);
+      s = { service: g.service, variant: g.variant, quantity: meterDefinitions.map(() => new Dec(0)), free: meterDefinitions.map(() => new Dec(0)) };
+      perService.set(k, s);
     }
     for (let m = 0; m < meterDefinitions.length; m++) {
       const q = g.q[m] ?? new Dec(0);
@@ -388,25 +438,29 @@ export function computeBill(planInput: Plan | PlanInput, usage: readonly UsageCh
 
   const lines: BillLine[] = [];
   const modelOf = (def: MeterDefinition): ChargeModel | undefined => plan.charge_models[def.meter];
-  for (const service of [...perService.keys()].sort(byCodeUnits)) {
-    const s = perService.get(service);
-    if (!s) continue;
+  const byServiceAndVariant = [...perService.values()].sort((a, b) => byCodeUnits(a.service, b.service) || byCodeUnits(a.variant.key, b.variant.key));
+  for (const s of byServiceAndVariant) {
+    const service = s.service;
+    const variant = s.variant.key === '' ? {} : { variant: s.variant.key };
     meterDefinitions.forEach((def, m) => {
       const qty = s.quantity[m] ?? new Dec(0);
       const free = s.free[m] ?? new Dec(0);
-      const unitPrice = new Dec(def.unitPrice(plan));
+      const multiplier = s.variant.multipliers[def.meter];
+      const unitPrice = multiplier === undefined ? new Dec(def.unitPrice(plan)) : new Dec(def.unitPrice(plan)).times(multiplier);
       // A meter with a charge model: each service's line shows its quantity and free part (no
       // amount); the tenant-wide tier lines below carry the money.
       if (modelOf(def) && !qty.isZero()) {
         lines.push(makeLine(def, service, currency, { quantity: qty, free, billable: qty.minus(free), unitPrice, amountUnrounded: new Dec(0), amount: new Dec(0) }, `${service}: ${def.label} (priced by the tiers below)`));
         return;
       }
-      if (qty.isZero() || (unitPrice.isZero() && free.isZero())) return;
+      if (qty.isZero() || (new Dec(def.unitPrice(plan)).isZero() && free.isZero())) return;
       const billable = qty.minus(free);
       const amountUnrounded = billable.times(unitPrice);
-      lines.push(
-        makeLine(def, service, currency, { quantity: qty, free, billable, unitPrice, amountUnrounded, amount: roundHalfUp(amountUnrounded, currency) }, `${service}: ${def.label}`),
-      );
+      const label = s.variant.key === '' ? '' : ` (${s.variant.key}${multiplier !== undefined ? `, ×${multiplier}` : ''})`;
+      lines.push({
+        ...makeLine(def, service, currency, { quantity: qty, free, billable, unitPrice, amountUnrounded, amount: roundHalfUp(amountUnrounded, currency) }, `${service}: ${def.label}${label}`),
+        ...variant,
+      });
     });
   }
 
@@ -477,15 +531,15 @@ export function adjustmentLines(
     unitPrice: string | undefined;
   }
   const empty = (): Side => ({ quantity: new Dec(0), free: new Dec(0), billable: new Dec(0), amountUnrounded: new Dec(0), amount: new Dec(0), unitPrice: undefined });
-  const keyOf = (l: BillLine): string => `${l.service}\u0000${l.meter}`;
-  const entries = new Map<string, { service: string; meter: Meter; unit: string; description: string; before: Side; after: Side }>();
+  const keyOf = (l: BillLine): string => `${l.service}\u0000${l.meter}\u0000${l.variant ?? ''}`;
+  const entries = new Map<string, { service: string; meter: Meter; variant: string | undefined; unit: string; description: string; before: Side; after: Side }>();
   const add = (l: BillLine, side: 'before' | 'after', what: string): void => {
     if ((l.kind ?? 'usage') !== 'usage') return; // commitment, minimum and credit lines are not reconciled
     if (!isMeter(l.meter)) throw new RangeError(`${what} has an unknown meter "${String(l.meter)}"`);
     const meter = l.meter;
     let e = entries.get(keyOf(l));
     if (!e) {
-      e = { service: l.service, meter, unit: l.unit, description: l.description, before: empty(), after: empty() };
+      e = { service: l.service, meter, variant: l.variant, unit: l.unit, description: l.description, before: empty(), after: empty() };
       entries.set(keyOf(l), e);
     }
     // Name the line after a bill line of its own, never after an earlier adjustment's description.
@@ -509,7 +563,7 @@ export function adjustmentLines(
 
   const label = `${period.start} – ${period.end}`;
   const out: AdjustmentLine[] = [];
-  const ordered = [...entries.values()].sort((a, b) => byCodeUnits(a.service, b.service) || meters.indexOf(a.meter) - meters.indexOf(b.meter));
+  const ordered = [...entries.values()].sort((a, b) => byCodeUnits(a.service, b.service) || byCodeUnits(a.variant ?? '', b.variant ?? '') || meters.indexOf(a.meter) - meters.indexOf(b.meter));
   for (const e of ordered) {
     const { before, after } = e;
     if (before.unitPrice !== undefined && after.unitPrice !== undefined && !new Dec(before.unitPrice).eq(after.unitPrice)) {
@@ -530,7 +584,8 @@ export function adjustmentLines(
     if (!def) continue;
     const what = e.service.startsWith('*') ? e.description : `${e.service}: ${def.label}`;
     out.push({
-      ...makeLine(def, e.service, currency, d, `Adjustment for ${label}: ${what}`, e.unit),
+      ...makeLine(def, e.service, currency, d, `Adjustment for ${label}: ${what}${e.variant ? ` (${e.variant})` : ''}`, e.unit),
+      ...(e.variant ? { variant: e.variant } : {}),
       isAdjustment: true,
       originalPeriod: { start: period.start, end: period.end },
     });

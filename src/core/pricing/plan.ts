@@ -20,6 +20,7 @@
 import { z } from 'zod';
 import { Dec, MB_MS_PER_GB_S, isCurrencyCode, plain } from './money.js';
 import { safeParseChargeModel, type ChargeModel } from './tiers.js';
+import { scheduleSchema, type Schedule } from './schedule.js';
 
 /** The meters a plan can give a charge model (bill.ts `meters`, repeated here: bill.ts imports this module). */
 const chargeableMeters = ['invocations', 'compute', 'cold_starts', 'cpu'] as const;
@@ -50,6 +51,31 @@ export interface Commitment {
   quantity_gb_s?: string;
   unit_price_per_gb_s?: string;
   bill_unused: boolean;
+}
+
+/** The usage-event label naming the CPU architecture an invocation ran on (e.g. "arm64"). */
+export const ARCHITECTURE_LABEL = 'architecture';
+/** The usage-event label marking low-priority (spot) invocations: `priority=spot`. */
+export const PRIORITY_LABEL = 'priority';
+export const SPOT_PRIORITY = 'spot';
+
+/** Price multipliers by meter ("0.8" = −20 %); a meter left out keeps its price. */
+export type MeterMultipliers = Partial<Record<ChargeableMeter, string>>;
+
+/**
+ * Price variants of a plan's flat meter prices, multiplied together for each invocation:
+ * - `architectures`: by the value of the event label `architecture` ("arm64": {"compute": "0.8"});
+ *   invocations without the label, or with another value, pay the list price;
+ * - `spot`: for invocations labelled `priority=spot`;
+ * - `schedule`: time-of-day / day-of-week multipliers on the tenant's local clock (schedule.ts),
+ *   applied to every meter.
+ * Usage is split exactly at schedule boundaries (each event at its own instant), and the free
+ * tier is consumed in time order across variants as across services.
+ */
+export interface PriceVariants {
+  architectures: Readonly<Record<string, MeterMultipliers>>;
+  spot: MeterMultipliers;
+  schedule: Schedule;
 }
 
 /** Charge models by meter (tiers.ts), instead of the meter's flat per-unit price. */
@@ -166,6 +192,22 @@ const currency = checkedField<string>((input) =>
 
 const optionalText = z.string().trim().min(1).max(255).nullish();
 
+function multipliers(what: string) {
+  return z.partialRecord(
+    z.enum(chargeableMeters, { error: `${what}: a meter is one of ${chargeableMeters.join(', ')}` }),
+    price(`${what} multiplier`),
+  );
+}
+
+const priceVariantsSchema = z.strictObject({
+  architectures: z
+    .record(z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,31}$/, 'an architecture is a label value such as "arm64" or "x86_64"'), multipliers('architectures'))
+    .refine((a) => Object.keys(a).length <= 8, 'at most 8 architectures')
+    .default({}),
+  spot: multipliers('spot').default({}),
+  schedule: scheduleSchema.default([]),
+});
+
 /** A commitment as written (see `Commitment`); units are checked against the meter in planSchema. */
 const commitmentSchema = z.strictObject({
   meter: z.enum(chargeableMeters, { error: `meter must be one of ${chargeableMeters.join(', ')}` }),
@@ -205,6 +247,8 @@ export const planSchema = z
      * a period, as free allowances are.
      */
     minimum_charge: price('minimum_charge').optional(),
+    /** Price variants by architecture, spot priority and time of day; see `PriceVariants`. */
+    price_variants: z.unknown().optional(),
     /** Commitments (reserved capacity), at most one per meter; see `Commitment`. */
     commitments: z.array(z.unknown()).readonly().nullish(),
     // pricing_plans columns the core does not use: accepted so a row parses, then dropped.
@@ -293,6 +337,26 @@ export const planSchema = z
         bill_unused: c.bill_unused,
       });
     });
+    let variants: PriceVariants | null = null;
+    if (p.price_variants !== undefined && p.price_variants !== null) {
+      const r = priceVariantsSchema.safeParse(p.price_variants);
+      if (!r.success) {
+        for (const issue of r.error.issues) {
+          const where = issue.path.length > 0 ? `price_variants.${issue.path.map(String).join('.')}` : 'price_variants';
+          ctx.issues.push({ code: 'custom', message: issue.message.startsWith('schedule') ? `price_variants.${issue.message}` : `${where}: ${issue.message}`, input: p.price_variants, path: ['price_variants'] });
+        }
+      } else {
+        const v = r.data;
+        const none = Object.keys(v.architectures).length === 0 && Object.keys(v.spot).length === 0 && v.schedule.length === 0;
+        if (!none && Object.keys(chargeModels).length > 0) {
+          ctx.issues.push({ code: 'custom', message: 'price_variants apply to flat meter prices; this plan prices meters by charge_models (use one or the other)', input: p.price_variants, path: ['price_variants'] });
+        } else if (!none && commitments.length > 0) {
+          ctx.issues.push({ code: 'custom', message: 'price_variants and commitments cannot be combined (a commitment is priced against one list price)', input: p.price_variants, path: ['price_variants'] });
+        } else if (!none) {
+          variants = Object.freeze(v);
+        }
+      }
+    }
     if (ctx.issues.length > 0) return z.NEVER;
     const plan: Plan = {
       ...(p.id ? { id: p.id } : {}),
@@ -311,6 +375,7 @@ export const planSchema = z
       charge_models: Object.freeze(chargeModels),
       minimum_charge: p.minimum_charge ?? '0',
       commitments: Object.freeze(commitments.map((c) => Object.freeze(c))),
+      price_variants: variants,
     };
     return plan;
   });
@@ -341,6 +406,8 @@ export interface Plan {
   minimum_charge: string;
   /** Commitments (reserved capacity), at most one per meter. */
   commitments: readonly Commitment[];
+  /** Price variants (architecture, spot, time of day); null: every invocation at list prices. */
+  price_variants: PriceVariants | null;
 }
 
 /** What a plan may be written as (the schema's input; prices as decimal strings). */
@@ -361,6 +428,7 @@ export interface PlanInput {
   charge_models?: Record<string, unknown> | null;
   minimum_charge?: string;
   commitments?: readonly unknown[] | null;
+  price_variants?: unknown;
   [column: string]: unknown;
 }
 
