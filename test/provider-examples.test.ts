@@ -33,13 +33,13 @@ const MONTH = '2025-10';
 async function insertEvents(
   db: Knex,
   ids: { tenantId: string; serviceId: string; revisionId: string },
-  e: { events: number; perEvent: number; durationMsEach: number; memoryMb: number; source: string },
+  e: { events: number; perEvent: number; durationMsEach: number; memoryMb: number; source: string; labels?: Record<string, string> },
 ): Promise<void> {
   await db.raw(
-    `INSERT INTO usage_raw (time, tenant_id, service_id, revision_id, source, event_id, invocations, duration_ms, memory_mb, cpu_ms)
-     SELECT timestamptz '2025-10-01 00:00:00+00' + (interval '30 days') * (g::float8 / ?), ?, ?, ?, ?, g::text, ?, ?, ?, 0
+    `INSERT INTO usage_raw (time, tenant_id, service_id, revision_id, source, event_id, invocations, duration_ms, memory_mb, cpu_ms, labels)
+     SELECT timestamptz '2025-10-01 00:00:00+00' + (interval '30 days') * (g::float8 / ?), ?, ?, ?, ?, g::text, ?, ?, ?, 0, ?::jsonb
        FROM generate_series(0, ? - 1) AS g`,
-    [e.events, ids.tenantId, ids.serviceId, ids.revisionId, e.source, e.perEvent, e.perEvent * e.durationMsEach, e.memoryMb, e.events],
+    [e.events, ids.tenantId, ids.serviceId, ids.revisionId, e.source, e.perEvent, e.perEvent * e.durationMsEach, e.memoryMb, JSON.stringify(e.labels ?? {}), e.events],
   );
 }
 
@@ -60,7 +60,7 @@ describe('provider pricing examples, end to end (usage → aggregate → bill)',
     for (let i = 0; i < 20; i++) if (!(await aggregator.run()).more) return;
     assert.fail('aggregation did not finish');
   };
-  /** Azure Functions Consumption: $0.000016/GB-s, $0.20 per million, 400,000 GB-s and 1M free; 128 MB steps, 100 ms minimum. */
+  /** Azure Functions Consumption: $0.000016/GB-s, $0.20 per million, 400,000 GB-s and 1M free; 128 MB steps up to 1,536 MB, 100 ms minimum. */
   const azureTenant = async (tenantId: string, name: string): Promise<{ serviceId: string; revisionId: string }> => {
     const planId = await createPlan(t.db, {
       name,
@@ -69,7 +69,7 @@ describe('provider pricing examples, end to end (usage → aggregate → bill)',
       price_per_invocation: '0.0000002',
       free_tier_gb_s: '400000',
       free_tier_invocations: '1000000',
-      rules: { memory_step_mb: 128, min_billed_duration_ms: 100, billed_memory: 'observed' },
+      rules: { memory_step_mb: 128, min_billed_duration_ms: 100, billed_memory: 'observed', max_memory_mb: 1536 },
     });
     await assignPlan(t.db, tenantId, planId, '2025-01-01T00:00:00Z');
     return createService(t.db, tenantId, 'fn');
@@ -133,6 +133,45 @@ describe('provider pricing examples, end to end (usage → aggregate → bill)',
     assert.equal(compute.amount, '0.00');
     assert.equal(line(bill.lines, 'invocations').amount, '0.20');
     assert.equal(bill.total, '0.20');
+  });
+
+  it('Azure Functions: memory observed above the 1,536 MB cap is billed at 1,536 MB: 1M executions × 1 s at 2,000 MB = $17.60', async () => {
+    const tenantId = await createTenant(t.db, { slug: 'azure-cap' });
+    const ids = await azureTenant(tenantId, 'azure-functions-consumption-3');
+    await insertEvents(t.db, { tenantId, ...ids }, { events: 1000, perEvent: 1000, durationMsEach: 1000, memoryMb: 2000, source: '/azure-cap' });
+    await aggregateAll();
+    const bill = await billing.calculate(tenantId, { month: MONTH });
+    // 1,000,000 s × 1.5 GB = 1,500,000 GB-s − 400,000 free = 1,100,000 × $0.000016 = $17.60; executions within the free million.
+    const compute = line(bill.lines, 'compute');
+    assert.equal(compute.gbS?.quantity, '1500000');
+    assert.equal(compute.amount, '17.60');
+    assert.equal(bill.total, '17.60');
+  });
+
+  it('AWS Lambda on Arm (Graviton): 512 MB × 3M invocations × 1 s = $15.07 (compute at −20% $14.67, requests $0.40), free tier shared with x86', async () => {
+    const tenantId = await createTenant(t.db, { slug: 'aws-arm' });
+    const planId = await createPlan(t.db, {
+      name: 'aws-lambda-us-east-1',
+      currency: 'USD',
+      price_per_gb_s: '0.0000166667',
+      price_per_invocation: '0.0000002',
+      free_tier_gb_s: '400000',
+      free_tier_invocations: '1000000',
+      rules: { billed_memory: 'allocated' },
+      price_variants: { architectures: { arm64: { compute: '0.8' } } },
+    });
+    await assignPlan(t.db, tenantId, planId, '2025-01-01T00:00:00Z');
+    const ids = await createService(t.db, tenantId, 'fn', 512);
+    await insertEvents(t.db, { tenantId, ...ids }, { events: 3000, perEvent: 1000, durationMsEach: 1000, memoryMb: 300, source: '/aws-arm', labels: { architecture: 'arm64' } });
+    await aggregateAll();
+    const bill = await billing.calculate(tenantId, { month: MONTH });
+    // 1,500,000 GB-s − 400,000 free = 1,100,000 × $0.00001333336 = $14.666696 → $14.67.
+    const compute = line(bill.lines, 'compute');
+    assert.equal(compute.variant, 'arm64');
+    assert.equal(compute.gbS?.billableQuantity, '1100000');
+    assert.equal(compute.amount, '14.67');
+    assert.equal(line(bill.lines, 'invocations').amount, '0.40');
+    assert.equal(bill.total, '15.07');
   });
 
   it('AWS Lambda compute volume discount as graduated tiers: 20 billion GB-s in a month = $301,667.20', () => {

@@ -19,8 +19,11 @@ const rulesArb = fc
     min_billed_duration_ms: fc.oneof(fc.constantFrom(0, 1, 100), fc.integer({ min: 0, max: 900_000 })),
     memory_step_mb: fc.oneof(fc.constantFrom(1, 64, 128), fc.integer({ min: 1, max: 65_536 })),
     billed_memory: fc.constantFrom('allocated' as const, 'observed' as const),
+    capSteps: fc.option(fc.integer({ min: 1, max: 16 })),
   })
-  .map((r) => planRulesSchema.parse(r));
+  .map(({ capSteps, ...r }) =>
+    planRulesSchema.parse({ ...r, max_memory_mb: capSteps === null ? null : r.memory_step_mb * Math.min(capSteps, Math.floor(65_536 / r.memory_step_mb)) }),
+  );
 
 interface MeteredEvent {
   invocations: number;

@@ -65,7 +65,7 @@ function ceilDiv(a: number, b: number): number {
 
 /**
  * Billed MB·ms of one usage event under `rules` (whole MB·ms: the rules are whole ms and MB):
- * invocations × max(ceil(duration / (invocations × g)) × g, minimum) × ceil(memory / step) × step,
+ * invocations × max(ceil(duration / (invocations × g)) × g, minimum) × min(ceil(memory / step) × step, cap),
  * memory being the allocated limit when the plan bills allocated memory and one is known, else
  * the observed memory. A number when it is a safe integer, else a bigint.
  */
@@ -81,7 +81,8 @@ export function billedMbMsOfEvent(
   const durationMs = Math.max(perInvocation, rules.min_billed_duration_ms);
   const memory = rules.billed_memory === 'allocated' && allocatedMemoryMb !== null ? allocatedMemoryMb * 1000 : memoryThousandths;
   const step = rules.memory_step_mb;
-  const memoryMb = ceilDiv(memory, step * 1000) * step;
+  const rounded = ceilDiv(memory, step * 1000) * step;
+  const memoryMb = rules.max_memory_mb !== null && rounded > rules.max_memory_mb ? rules.max_memory_mb : rounded;
   const product = invocations * durationMs * memoryMb;
   // Rounding is monotone: a float product at or below 2^53 - 1 means the exact one is too.
   return product <= Number.MAX_SAFE_INTEGER ? product : BigInt(invocations) * BigInt(durationMs) * BigInt(memoryMb);

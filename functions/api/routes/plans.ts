@@ -37,6 +37,7 @@ const planFields = {
       min_billed_duration_ms: z.number().int().optional(),
       memory_step_mb: z.number().int().optional(),
       billed_memory: z.enum(billedMemoryModes).optional(),
+      max_memory_mb: z.number().int().nullable().optional().describe('cap on billed memory (a multiple of memory_step_mb); null: none'),
     })
     .optional(),
   charge_models: z
@@ -96,7 +97,7 @@ export const planSchema = z.object({
   free_tier_invocations: decimalText,
   free_tier_mb_ms: decimalText,
   free_tier_gb_s: decimalText,
-  rules: z.object({ duration_granularity_ms: z.number(), min_billed_duration_ms: z.number(), memory_step_mb: z.number(), billed_memory: z.enum(billedMemoryModes) }),
+  rules: z.object({ duration_granularity_ms: z.number(), min_billed_duration_ms: z.number(), memory_step_mb: z.number(), billed_memory: z.enum(billedMemoryModes), max_memory_mb: z.number().nullable() }),
   charge_models: z.record(z.string(), z.unknown()),
   minimum_charge: decimalText,
   price_variants: z.record(z.string(), z.unknown()).nullable(),

@@ -9,7 +9,7 @@
  *
  *   per-invocation duration  = ceil(d / (n·g)) · g           g = duration_granularity_ms
  *   billed duration          = max(that, min_billed_duration_ms)
- *   billed memory            = ceil(m / s) · s                 s = memory_step_mb
+ *   billed memory            = min(ceil(m / s) · s, cap)       s = memory_step_mb, cap = max_memory_mb
  *                              m = allocated limit when billed_memory = 'allocated' and one is
  *                                  known, else the observed memory_mb
  *   billed MB·ms             = n · billed duration · billed memory
@@ -87,7 +87,8 @@ export function billedQuantities(invocation: MeteredInvocation, rules: PlanRules
   const minimum = new Dec(rules.min_billed_duration_ms);
   const durationMsPerInvocation = rounded.lt(minimum) ? minimum : rounded;
   const step = new Dec(rules.memory_step_mb);
-  const memoryMb = ceilDiv(memory, step).times(step);
+  const roundedMemory = ceilDiv(memory, step).times(step);
+  const memoryMb = rules.max_memory_mb !== null && roundedMemory.gt(rules.max_memory_mb) ? new Dec(rules.max_memory_mb) : roundedMemory;
   const mbMsPerInvocation = durationMsPerInvocation.times(memoryMb);
   return {
     invocations: n,
@@ -145,6 +146,6 @@ export function billedMbMsSql(
   const g = String(r.duration_granularity_ms);
   const s = String(r.memory_step_mb);
   const duration = `GREATEST(${ceilDivSql(d, `(${n} * ${g})`)} * ${g}, ${String(r.min_billed_duration_ms)})`;
-  const billedMemory = `${ceilDivSql(memory, s)} * ${s}`;
+  const billedMemory = r.max_memory_mb === null ? `${ceilDivSql(memory, s)} * ${s}` : `LEAST(${ceilDivSql(memory, s)} * ${s}, ${String(r.max_memory_mb)})`;
   return `(${n} * ${duration} * ${billedMemory})`;
 }

@@ -162,6 +162,8 @@ export type BilledMemoryMode = (typeof billedMemoryModes)[number];
  * - `billed_memory`: `allocated` bills the revision's (else the service's) memory limit when one
  *   is known and the observed memory otherwise; `observed` always bills the memory the event
  *   reported. Default `observed`, the seed's behaviour (events carry memory_mb).
+ * - `max_memory_mb`: billed memory is at most this (after rounding; a multiple of the step), as
+ *   providers cap the memory they bill (Azure Consumption: 1 536 MB). Default null: no cap.
  */
 export const planRulesSchema = z
   .strictObject({
@@ -171,8 +173,14 @@ export const planRulesSchema = z
     billed_memory: z
       .enum(billedMemoryModes, { error: `rules.billed_memory must be "allocated" or "observed"` })
       .default('observed'),
+    max_memory_mb: wholeRule('rules.max_memory_mb', 'MB', 1, MAX_MEMORY_STEP_MB).nullable().default(null),
   })
-  .default({ duration_granularity_ms: 1, min_billed_duration_ms: 0, memory_step_mb: 1, billed_memory: 'observed' });
+  .superRefine((r, ctx) => {
+    if (r.max_memory_mb !== null && r.max_memory_mb % r.memory_step_mb !== 0) {
+      ctx.addIssue({ code: 'custom', path: ['max_memory_mb'], message: `rules.max_memory_mb (${r.max_memory_mb}) must be a multiple of rules.memory_step_mb (${r.memory_step_mb})`, input: r });
+    }
+  })
+  .default({ duration_granularity_ms: 1, min_billed_duration_ms: 0, memory_step_mb: 1, billed_memory: 'observed', max_memory_mb: null });
 
 export type PlanRules = z.output<typeof planRulesSchema>;
 
@@ -182,6 +190,7 @@ export const defaultPlanRules: PlanRules = Object.freeze({
   min_billed_duration_ms: 0,
   memory_step_mb: 1,
   billed_memory: 'observed',
+  max_memory_mb: null,
 });
 
 const currency = checkedField<string>((input) =>

@@ -38,6 +38,7 @@ const rules = (r: Partial<PlanRules> = {}): PlanRules => ({
   min_billed_duration_ms: 0,
   memory_step_mb: 1,
   billed_memory: 'observed',
+  max_memory_mb: null,
   ...r,
 });
 const line = (bill: Bill, service: string, meter: BillLine['meter']): BillLine => {
@@ -63,7 +64,7 @@ describe('pricing core', () => {
       assert.equal(rub.currency, 'RUB');
       assert.equal(rub.price_per_mb_ms, '0.000000000927734375'); // 0.00095 / 1 024 000
       assert.equal(rub.free_tier_mb_ms, '36864000000'); // 10 GB·h
-      assert.deepEqual(rub.rules, { duration_granularity_ms: 100, min_billed_duration_ms: 100, memory_step_mb: 128, billed_memory: 'allocated' });
+      assert.deepEqual(rub.rules, { duration_granularity_ms: 100, min_billed_duration_ms: 100, memory_step_mb: 128, billed_memory: 'allocated', max_memory_mb: null });
       assert.equal(seedPlans.length, 2);
       // Parsing a parsed plan is the identity.
       assert.deepEqual(parsePlan(usd), usd);
