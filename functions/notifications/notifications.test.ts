@@ -9,7 +9,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CloudEvent } from 'cloudevents';
 import { EventType, eventSource } from '../../src/contract/events.js';
-import { isPrivateAddress, urlProblem, verifySignature } from '../../src/stages/notify.js';
+import { Notifier, isPrivateAddress, urlProblem, verifySignature, type WebhookLookup } from '../../src/stages/notify.js';
+import { createLogger } from '../../src/runtime/logger.js';
 import { startTestApi, type TestApi } from '../../test/support/api.js';
 import { startFunction, type RunningFunction } from '../../test/support/function-host.js';
 import { postBinary } from '../../test/support/http.js';
@@ -202,6 +203,37 @@ describe('notifications function (webhooks)', function () {
     assert.equal(urlProblem('https://[2606:4700:4700::1111]/hook', false), null);
     assert.equal(isPrivateAddress('8.8.8.8'), false);
     assert.equal(isPrivateAddress('::ffff:192.168.1.1'), true);
+  });
+
+  it('checks the addresses it connects to: one resolution per delivery, so DNS rebinding cannot reach a private address', async () => {
+    const db = api.database.db;
+    const port = (receiver.address() as AddressInfo).port;
+    const [hook] = (await db('webhooks')
+      .insert({ tenant_id: null, url: `http://rebind.test:${port}/rebind`, secret: 's'.repeat(32), events: [EventType.billGenerated], active: true })
+      .returning('id')) as { id: string }[];
+    // First answer public (a documentation address), every later one loopback: a check-then-fetch
+    // client would pass the check and then connect to 127.0.0.1.
+    let lookups = 0;
+    const rebinding: WebhookLookup = (_host, callback) => {
+      lookups += 1;
+      callback(null, [{ address: lookups === 1 ? '203.0.113.7' : '127.0.0.1', family: 4 }]);
+    };
+    const notifier = (lookup: WebhookLookup) => new Notifier({ db, logger: createLogger('test', 'silent'), attempts: 1, timeoutMs: 300, allowPrivate: false, backoffMs: 1, lookup });
+    const bill = { tenant_id: ids['hook-a'] ?? '', bill_id: '11111111-1111-4111-8111-111111111111', status: 'final', period_start: '2025-10-01T00:00:00.000Z', period_end: '2025-11-01T00:00:00.000Z', total: '1.00', currency: 'USD' };
+    const before = received.filter((r) => r.path === '/rebind').length;
+    const out = await notifier(rebinding).notify(new CloudEvent<unknown>({ type: EventType.billGenerated, source: '/test/rebind', id: 'rebind-1', data: bill }));
+    const mine = out.find((o) => o.webhook_id === hook?.id);
+    assert.equal(mine?.outcome, 'failed');
+    assert.equal(lookups, 1, 'resolved once, at connect time');
+    assert.equal(received.filter((r) => r.path === '/rebind').length, before, 'nothing reached the loopback receiver');
+
+    // A name with any private address is refused before a connection, and the log says why.
+    const mixed: WebhookLookup = (_host, callback) => callback(null, [{ address: '198.51.100.4', family: 4 }, { address: '10.0.0.5', family: 4 }]);
+    await notifier(mixed).notify(new CloudEvent<unknown>({ type: EventType.billGenerated, source: '/test/rebind', id: 'rebind-2', data: bill }));
+    const logged = (await db('webhook_deliveries').where({ webhook_id: hook?.id, event_id: 'rebind-2' }).first()) as { error: string; succeeded: boolean };
+    assert.equal(logged.succeeded, false);
+    assert.match(logged.error, /refused: rebind\.test resolves to a private address \(10\.0\.0\.5\)/);
+    await db('webhooks').where({ id: hook?.id }).update({ active: false });
   });
 
   it('answers events it does not handle with a 422 problem', async () => {

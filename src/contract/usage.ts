@@ -24,6 +24,11 @@ export const usageLimits = {
 
 const name = z.string().trim().min(1).max(usageLimits.maxNameLength);
 const finiteNonNegative = z.number().finite().nonnegative();
+/**
+ * Free-form labels of a usage event. Two have a meaning for pricing (plan price_variants,
+ * src/core/pricing/plan.ts): `architecture` (the CPU architecture the invocation ran on, e.g.
+ * "arm64", "x86_64") and `priority` ("spot" marks low-priority invocations billed at a discount).
+ */
 const labels = z
   .record(z.string().min(1).max(usageLimits.maxLabelKeyLength), z.string().max(usageLimits.maxLabelValueLength))
   .refine((l) => Object.keys(l).length <= usageLimits.maxLabels, `at most ${usageLimits.maxLabels} labels`);

@@ -12,11 +12,14 @@
  *   skipped, so the Broker redelivering the event never sends it twice.
  * - Webhooks are never allowed to reach private, loopback or link-local addresses unless
  *   WEBHOOK_ALLOW_PRIVATE_ADDRESSES is set (local development): a tenant must not be able to make
- *   the system call into the cluster's own network.
+ *   the system call into the cluster's own network. The check is made on the addresses the
+ *   connection is made to (one resolution, at connect time), so DNS rebinding cannot slip past it.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { lookup as lookupCallback, type LookupAddress } from 'node:dns';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { isIP, type LookupFunction } from 'node:net';
 import type { CloudEvent } from 'cloudevents';
 import type { Knex } from 'knex';
 import { CloudEvent as CloudEventClass } from 'cloudevents';
@@ -95,6 +98,8 @@ export interface NotifierOptions {
   allowPrivate: boolean;
   /** Pause before try n+1 (ms): backoffMs × 4^(n-1). */
   backoffMs?: number;
+  /** Resolves webhook host names (default: the system resolver). */
+  lookup?: WebhookLookup;
   now?: () => Date;
 }
 
@@ -243,33 +248,67 @@ export class Notifier {
 
   private async post(hook: WebhookRow, body: string): Promise<{ status: number | null; error: string | null }> {
     const { allowPrivate, timeoutMs } = this.options;
-    try {
-      const problem = urlProblem(hook.url, allowPrivate);
-      if (problem) return { status: null, error: `refused: ${problem}` };
-      if (!allowPrivate) {
-        // Every address the name resolves to must be public (a literal IPv6 host loses its brackets).
-        const host = new URL(hook.url).hostname.replace(/^\[|\]$/g, '');
-        const addresses = isIP(host) !== 0 ? [{ address: host }] : await lookup(host, { all: true });
-        const bad = addresses.find((a) => isPrivateAddress(a.address));
-        if (bad) return { status: null, error: `refused: ${host} resolves to a private address (${bad.address})` };
-      }
-      const now = Math.floor((this.options.now?.() ?? new Date()).getTime() / 1000);
-      const res = await fetch(hook.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/cloudevents+json',
-          'user-agent': 'faas-billing-webhooks/1',
-          'x-faasbilling-webhook-id': hook.id,
-          'x-faasbilling-signature': signature(hook.secret, now, body),
+    const problem = urlProblem(hook.url, allowPrivate);
+    if (problem) return { status: null, error: `refused: ${problem}` };
+    const url = new URL(hook.url);
+    const now = Math.floor((this.options.now?.() ?? new Date()).getTime() / 1000);
+    const payload = Buffer.from(body);
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve) => {
+      const req = send(
+        url,
+        {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/cloudevents+json',
+            'content-length': String(payload.length),
+            'user-agent': 'faas-billing-webhooks/1',
+            'x-faasbilling-webhook-id': hook.id,
+            'x-faasbilling-signature': signature(hook.secret, now, body),
+          },
+          // The addresses are checked where the connection is made, so a name cannot resolve to a
+          // public address for a check and to a private one for the request (DNS rebinding).
+          ...(allowPrivate ? {} : { lookup: publicOnlyLookup(this.options.lookup ?? dnsLookup) }),
+          timeout: timeoutMs,
+          agent: false,
         },
-        body,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      await res.arrayBuffer().catch(() => undefined);
-      return { status: res.status, error: res.ok ? null : `HTTP ${res.status}` };
-    } catch (err) {
-      return { status: null, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) };
-    }
+        (res) => {
+          res.resume(); // the body is not read, only drained; redirects are not followed
+          res.on('end', () => {
+            const status = res.statusCode ?? null;
+            resolve({ status, error: status !== null && status >= 200 && status < 300 ? null : `HTTP ${status ?? '?'}` });
+          });
+          res.on('error', (err) => resolve({ status: null, error: `${err.name}: ${err.message}` }));
+        },
+      );
+      req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { name: 'TimeoutError' })));
+      req.on('error', (err) => resolve({ status: null, error: err.message.startsWith('refused:') ? err.message : `${err.name}: ${err.message}` }));
+      req.end(payload);
+    });
   }
+}
+
+/** What a webhook's host name resolves to (node:dns lookup, all addresses); tests may pass another. */
+export type WebhookLookup = (hostname: string, callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
+
+const dnsLookup: WebhookLookup = (hostname, callback) => void lookupCallback(hostname, { all: true }, callback);
+
+/**
+ * A connect-time `lookup` for http(s).request that resolves the host once and refuses the
+ * connection when any of its addresses is private, loopback or link-local.
+ */
+function publicOnlyLookup(resolveHost: WebhookLookup): LookupFunction {
+  return (hostname, options, callback) => {
+    resolveHost(hostname, (err, addresses) => {
+      if (err) return callback(err, '', 0);
+      const bad = addresses.find((a) => isPrivateAddress(a.address));
+      const first = addresses[0];
+      if (bad || !first) {
+        const why = bad ? `refused: ${hostname} resolves to a private address (${bad.address})` : `refused: ${hostname} has no address`;
+        return callback(Object.assign(new Error(why), { code: 'EREFUSED' }), '', 0);
+      }
+      if (options.all) (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
+      else callback(null, first.address, first.family);
+    });
+  };
 }
