@@ -208,9 +208,10 @@ describe('notifications function (webhooks)', function () {
   it('checks the addresses it connects to: one resolution per delivery, so DNS rebinding cannot reach a private address', async () => {
     const db = api.database.db;
     const port = (receiver.address() as AddressInfo).port;
-    const [hook] = (await db('webhooks')
+    const inserted: { id: string }[] = await db('webhooks')
       .insert({ tenant_id: null, url: `http://rebind.test:${port}/rebind`, secret: 's'.repeat(32), events: [EventType.billGenerated], active: true })
-      .returning('id')) as { id: string }[];
+      .returning('id');
+    const hook = inserted[0];
     // First answer public (a documentation address), every later one loopback: a check-then-fetch
     // client would pass the check and then connect to 127.0.0.1.
     let lookups = 0;
