@@ -33,13 +33,13 @@ const MONTH = '2025-10';
 async function insertEvents(
   db: Knex,
   ids: { tenantId: string; serviceId: string; revisionId: string },
-  e: { events: number; perEvent: number; durationMsEach: number; memoryMb: number; source: string; labels?: Record<string, string> },
+  e: { events: number; perEvent: number; durationMsEach: number; memoryMb: number; source: string; labels?: Record<string, string>; cpuMsEach?: number },
 ): Promise<void> {
   await db.raw(
     `INSERT INTO usage_raw (time, tenant_id, service_id, revision_id, source, event_id, invocations, duration_ms, memory_mb, cpu_ms, labels)
-     SELECT timestamptz '2025-10-01 00:00:00+00' + (interval '30 days') * (g::float8 / ?), ?, ?, ?, ?, g::text, ?, ?, ?, 0, ?::jsonb
+     SELECT timestamptz '2025-10-01 00:00:00+00' + (interval '30 days') * (g::float8 / ?), ?, ?, ?, ?, g::text, ?, ?, ?, ?, ?::jsonb
        FROM generate_series(0, ? - 1) AS g`,
-    [e.events, ids.tenantId, ids.serviceId, ids.revisionId, e.source, e.perEvent, e.perEvent * e.durationMsEach, e.memoryMb, JSON.stringify(e.labels ?? {}), e.events],
+    [e.events, ids.tenantId, ids.serviceId, ids.revisionId, e.source, e.perEvent, e.perEvent * e.durationMsEach, e.memoryMb, e.perEvent * (e.cpuMsEach ?? 0), JSON.stringify(e.labels ?? {}), e.events],
   );
 }
 
@@ -172,6 +172,36 @@ describe('provider pricing examples, end to end (usage → aggregate → bill)',
     assert.equal(compute.amount, '14.67');
     assert.equal(line(bill.lines, 'invocations').amount, '0.40');
     assert.equal(bill.total, '15.07');
+  });
+
+  it('Google Cloud Functions (1st gen, Tier 1): 10M invocations × 300 ms at 128 MB / 200 MHz = $7.20 (invocations $3.20, GHz-s $4.00, GB-s free)', async () => {
+    const tenantId = await createTenant(t.db, { slug: 'gcf-example' });
+    const planId = await createPlan(t.db, {
+      name: 'gcf-tier1',
+      currency: 'USD',
+      price_per_invocation: '0.0000004',
+      free_tier_invocations: '2000000',
+      price_per_gb_s: '0.0000025',
+      free_tier_gb_s: '400000',
+      price_per_ghz_s: '0.00001',
+      free_tier_ghz_s: '200000',
+      cpu_ghz: '0.2',
+      rules: { duration_granularity_ms: 100, billed_memory: 'allocated' },
+    });
+    await assignPlan(t.db, tenantId, planId, '2025-01-01T00:00:00Z');
+    const ids = await createService(t.db, tenantId, 'fn', 128);
+    // CPU-bound: each invocation keeps its 200 MHz CPU busy for its 300 ms.
+    await insertEvents(t.db, { tenantId, ...ids }, { events: 10_000, perEvent: 1000, durationMsEach: 300, memoryMb: 90, cpuMsEach: 300, source: '/gcf' });
+    await aggregateAll();
+    const bill = await billing.calculate(tenantId, { month: MONTH });
+    // Invocations: (10M − 2M) × $0.0000004 = $3.20. GB-s: 10M × 0.3 s × 0.125 GB = 375,000 ≤ 400,000 free.
+    // GHz-s: 10M × 0.3 s × 0.2 GHz = 600,000 − 200,000 free = 400,000 × $0.00001 = $4.00.
+    assert.equal(line(bill.lines, 'invocations').amount, '3.20');
+    const compute = line(bill.lines, 'compute');
+    assert.deepEqual([compute.gbS?.quantity, compute.gbS?.freeQuantity, compute.amount], ['375000', '375000', '0.00']);
+    const cpu = line(bill.lines, 'cpu');
+    assert.deepEqual([cpu.quantity, cpu.freeQuantity, cpu.unitPrice, cpu.amount], ['3000000000', '1000000000', '0.000000002', '4.00']);
+    assert.equal(bill.total, '7.20');
   });
 
   it('AWS Lambda compute volume discount as graduated tiers: 20 billion GB-s in a month = $301,667.20', () => {

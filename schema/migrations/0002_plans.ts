@@ -19,7 +19,7 @@ import { parsePlan, seedPlans } from '../../src/core/pricing/index.js';
 const WIDE = 'numeric(50,30)';
 
 /** The columns of a plan that exist at this migration (later ones add charge models, minimums and commitments). */
-const columnsOf0002 = ({ charge_models: _models, minimum_charge: _minimum, commitments: _commitments, price_variants: _variants, ...columns }: Record<string, string | number | null>): Record<string, string | number | null> =>
+const columnsOf0002 = ({ charge_models: _models, minimum_charge: _minimum, commitments: _commitments, price_variants: _variants, free_tier_cpu_ms: _freeCpu, ...columns }: Record<string, string | number | null>): Record<string, string | number | null> =>
   columns;
 const NARROW = 'numeric(38,20)';
 

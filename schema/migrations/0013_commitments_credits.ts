@@ -2,7 +2,8 @@
  * Commitments, minimum charges and credits (issue 5, items 4 and 6):
  * - `pricing_plans.minimum_charge`: the least a tenant pays per period before tax and credits;
  *   `pricing_plans.commitments`: reserved capacity per meter; `pricing_plans.price_variants`:
- *   price multipliers by architecture, spot priority and time of day (src/core/pricing/plan.ts).
+ *   price multipliers by architecture, spot priority and time of day (src/core/pricing/plan.ts);
+ *   `pricing_plans.free_tier_cpu_ms`: free CPU time per period.
  * - `bill_line_items.kind`: usage | commitment | minimum | credit. Only usage lines are
  *   reconciled against late usage (adjustments); the others are decided on the bill itself.
  * - `tenant_credits`: coupons (a percentage off a bill, optionally capped per bill) and prepaid or
@@ -19,7 +20,8 @@ export async function up(knex: Knex): Promise<void> {
     ALTER TABLE pricing_plans
       ADD COLUMN minimum_charge numeric(20,4) NOT NULL DEFAULT 0 CHECK (minimum_charge >= 0),
       ADD COLUMN commitments jsonb NOT NULL DEFAULT '[]',
-      ADD COLUMN price_variants jsonb;
+      ADD COLUMN price_variants jsonb,
+      ADD COLUMN free_tier_cpu_ms numeric(30,3) NOT NULL DEFAULT 0 CHECK (free_tier_cpu_ms >= 0);
 
     CREATE TABLE tenant_credits (
       id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -53,6 +55,6 @@ export async function down(knex: Knex): Promise<void> {
   await knex.raw(`
     ALTER TABLE bill_line_items DROP COLUMN variant, DROP COLUMN credit_id, DROP COLUMN kind;
     DROP TABLE IF EXISTS tenant_credits;
-    ALTER TABLE pricing_plans DROP COLUMN price_variants, DROP COLUMN commitments, DROP COLUMN minimum_charge;
+    ALTER TABLE pricing_plans DROP COLUMN free_tier_cpu_ms, DROP COLUMN price_variants, DROP COLUMN commitments, DROP COLUMN minimum_charge;
   `);
 }

@@ -51,6 +51,7 @@ export function planColumns(plan: Plan): Record<string, string | number | null> 
     price_per_cpu_ms: plan.price_per_cpu_ms,
     free_tier_invocations: plan.free_tier_invocations,
     free_tier_mb_ms: plan.free_tier_mb_ms,
+    free_tier_cpu_ms: plan.free_tier_cpu_ms,
     rules: JSON.stringify(plan.rules),
     charge_models: JSON.stringify(plan.charge_models),
     minimum_charge: plan.minimum_charge,

@@ -108,7 +108,7 @@ describe('billing service', function () {
 
     it('compressed usage bills exactly what computeBill bills over every hourly chunk (random months)', async function () {
       this.timeout(120_000);
-      const planInput = { currency: 'USD', price_per_invocation: '0.0003', price_per_mb_ms: '0.0000007', price_per_cold_start: '0.0011', price_per_cpu_ms: '0.00002', free_tier_invocations: '500', free_tier_mb_ms: '90000' };
+      const planInput = { currency: 'USD', price_per_invocation: '0.0003', price_per_mb_ms: '0.0000007', price_per_cold_start: '0.0011', price_per_cpu_ms: '0.00002', free_tier_invocations: '500', free_tier_mb_ms: '90000', free_tier_cpu_ms: '20000' };
       const hourArb = fc.record({
         service: fc.constantFrom('api', 'worker', 'Zeta'),
         hour: fc.integer({ min: 0, max: 30 * 24 }),

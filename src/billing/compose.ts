@@ -113,7 +113,7 @@ const segmentPlans = new Map<string, Plan>();
 /** The plan of a segment with its prorated allowances, parsed once (a close prices thousands alike). */
 function segmentPlan(segment: BillSegment): Plan {
   const share = segment.share ?? '1';
-  const key = `${segment.plan.id}|${segment.freeInvocations}|${segment.freeMbMs}|${share}`;
+  const key = `${segment.plan.id}|${segment.freeInvocations}|${segment.freeMbMs}|${segment.freeCpuMs ?? '0'}|${share}`;
   let plan = segmentPlans.get(key);
   if (!plan) {
     const { free_tier_gb_s: _display, ...prices } = segment.plan;
@@ -121,6 +121,7 @@ function segmentPlan(segment: BillSegment): Plan {
       ...prices,
       free_tier_invocations: segment.freeInvocations,
       free_tier_mb_ms: segment.freeMbMs,
+      free_tier_cpu_ms: segment.freeCpuMs ?? '0',
       charge_models: proratedChargeModels(segment.plan.charge_models, share),
     };
     plan = parsePlan(input);

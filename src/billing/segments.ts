@@ -24,6 +24,8 @@ export interface BillSegment {
   freeInvocations: string;
   /** MB·ms free in this segment. */
   freeMbMs: string;
+  /** CPU-ms free in this segment (absent: none, as for segments stored before CPU allowances). */
+  freeCpuMs?: string;
   /**
    * The segment's share of the period ("1" for the whole period): free allowances, charge-model
    * tier bounds and flat fees are prorated by it, so splitting a period among plan versions never
@@ -41,6 +43,7 @@ export const storedSegmentSchema = z.object({
   end: z.iso.datetime(),
   free_tier_invocations: z.string(),
   free_tier_mb_ms: z.string(),
+  free_tier_cpu_ms: z.string().optional(),
   /** Absent in segments stored before shares were kept: those were priced as whole. */
   share: z.string().optional(),
 });
@@ -56,6 +59,7 @@ export function toStoredSegment(s: BillSegment): StoredSegment {
     end: s.end.toISOString(),
     free_tier_invocations: s.freeInvocations,
     free_tier_mb_ms: s.freeMbMs,
+    ...(s.freeCpuMs !== undefined && s.freeCpuMs !== '0' ? { free_tier_cpu_ms: s.freeCpuMs } : {}),
     ...(s.share !== undefined && s.share !== '1' ? { share: s.share } : {}),
   };
 }
@@ -70,6 +74,7 @@ export async function fromStoredSegments(plans: PlanStore, stored: unknown): Pro
       end: new Date(s.end),
       freeInvocations: s.free_tier_invocations,
       freeMbMs: s.free_tier_mb_ms,
+      ...(s.free_tier_cpu_ms !== undefined ? { freeCpuMs: s.free_tier_cpu_ms } : {}),
       ...(s.share !== undefined ? { share: s.share } : {}),
     })),
   );
@@ -93,13 +98,14 @@ export interface SegmentRequest {
 }
 
 /** The free allowances of `plan` for a segment of `segmentMs` out of a period of `periodMs`. */
-export function proratedAllowances(plan: StoredPlan, segmentMs: number, periodMs: number): { freeInvocations: string; freeMbMs: string; share: string } {
-  if (segmentMs === periodMs) return { freeInvocations: plan.free_tier_invocations, freeMbMs: plan.free_tier_mb_ms, share: '1' };
+export function proratedAllowances(plan: StoredPlan, segmentMs: number, periodMs: number): { freeInvocations: string; freeMbMs: string; freeCpuMs: string; share: string } {
+  if (segmentMs === periodMs) return { freeInvocations: plan.free_tier_invocations, freeMbMs: plan.free_tier_mb_ms, freeCpuMs: plan.free_tier_cpu_ms, share: '1' };
   const share = (value: string, places: number): string =>
     plain(new Dec(value).times(segmentMs).div(periodMs).toDecimalPlaces(places, Dec.ROUND_DOWN));
   return {
     freeInvocations: share(plan.free_tier_invocations, 0),
     freeMbMs: share(plan.free_tier_mb_ms, 3),
+    freeCpuMs: share(plan.free_tier_cpu_ms, 3),
     // 12 places: a share of a tier bound of 10^15 units stays exact to the unit.
     share: plain(new Dec(segmentMs).div(periodMs).toDecimalPlaces(12, Dec.ROUND_HALF_UP)),
   };

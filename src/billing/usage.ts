@@ -49,6 +49,7 @@ export interface ServiceUsage {
   freeMbMs: string;
   coldStarts: string;
   cpuMs: string;
+  freeCpuMs: string;
   /** Plans with price variants only (read from raw events): the usage's architecture label, spot flag and schedule piece. */
   architecture: string | null;
   spot: boolean;
@@ -73,8 +74,8 @@ function billedMbMsByPlan(queries: readonly SegmentUsageQuery[]): string {
 
 const SEGMENTS = `
   seg AS (
-    SELECT * FROM unnest(?::int[], ?::uuid[], ?::uuid[], ?::timestamptz[], ?::timestamptz[], ?::numeric[], ?::numeric[], ?::boolean[])
-      AS s(seg_key, tenant_id, plan_id, seg_from, seg_to, free_inv, free_mb_ms, raw_only)
+    SELECT * FROM unnest(?::int[], ?::uuid[], ?::uuid[], ?::timestamptz[], ?::timestamptz[], ?::numeric[], ?::numeric[], ?::numeric[], ?::boolean[])
+      AS s(seg_key, tenant_id, plan_id, seg_from, seg_to, free_inv, free_mb_ms, free_cpu, raw_only)
   ),
   piece AS (
     SELECT * FROM unnest(?::int[], ?::int[], ?::timestamptz[], ?::timestamptz[]) AS p(seg_key, idx, p_from, p_to)
@@ -104,13 +105,15 @@ const walkAndTotals = (rows: string): string => `
   ),
   crossing AS (
     SELECT t.seg_key FROM totals t JOIN seg s ON s.seg_key = t.seg_key
-     GROUP BY t.seg_key, s.free_inv, s.free_mb_ms
+     GROUP BY t.seg_key, s.free_inv, s.free_mb_ms, s.free_cpu
     HAVING (s.free_inv > 0 AND sum(t.inv) > s.free_inv) OR (s.free_mb_ms > 0 AND sum(t.mb_ms) > s.free_mb_ms)
+        OR (s.free_cpu > 0 AND sum(t.cpu) > s.free_cpu)
   ),
   walk AS (
-    SELECT c.seg_key, c.service_id, c.arch, c.spot, c.piece, c.inv, c.mb_ms, s.free_inv, s.free_mb_ms,
+    SELECT c.seg_key, c.service_id, c.arch, c.spot, c.piece, c.inv, c.mb_ms, c.cpu, s.free_inv, s.free_mb_ms, s.free_cpu,
            sum(c.inv) OVER w - c.inv AS inv_before,
-           sum(c.mb_ms) OVER w - c.mb_ms AS mb_ms_before
+           sum(c.mb_ms) OVER w - c.mb_ms AS mb_ms_before,
+           sum(c.cpu) OVER w - c.cpu AS cpu_before
       FROM ${rows} c
       JOIN crossing x ON x.seg_key = c.seg_key
       JOIN services sv ON sv.id = c.service_id
@@ -120,7 +123,8 @@ const walkAndTotals = (rows: string): string => `
   walked AS (
     SELECT seg_key, service_id, arch, spot, piece,
            sum(least(inv, greatest(free_inv - inv_before, 0))) AS free_inv,
-           sum(least(mb_ms, greatest(free_mb_ms - mb_ms_before, 0))) AS free_mb_ms
+           sum(least(mb_ms, greatest(free_mb_ms - mb_ms_before, 0))) AS free_mb_ms,
+           sum(least(cpu, greatest(free_cpu - cpu_before, 0))) AS free_cpu
       FROM walk GROUP BY seg_key, service_id, arch, spot, piece
   )
   SELECT t.seg_key, t.service_id, sv.name AS service, t.arch, t.spot, t.piece,
@@ -130,6 +134,7 @@ const walkAndTotals = (rows: string): string => `
          CASE WHEN w.seg_key IS NOT NULL THEN w.free_mb_ms WHEN s.free_mb_ms > 0 THEN t.mb_ms ELSE 0 END AS free_mb_ms,
          t.cs AS cold_starts,
          t.cpu AS cpu_ms,
+         CASE WHEN w.seg_key IS NOT NULL THEN w.free_cpu WHEN s.free_cpu > 0 THEN t.cpu ELSE 0 END AS free_cpu_ms,
          t.usable
     FROM totals t
     JOIN seg s ON s.seg_key = t.seg_key
@@ -194,6 +199,7 @@ async function run(db: Knex, sql: string, queries: readonly SegmentUsageQuery[],
     queries.map((q) => q.segment.end.toISOString()),
     queries.map((q) => q.segment.freeInvocations),
     queries.map((q) => q.segment.freeMbMs),
+    queries.map((q) => q.segment.freeCpuMs ?? '0'),
     queries.map(rawOnly),
     flat.map((f) => f.key),
     flat.map((f) => f.idx),
@@ -228,6 +234,7 @@ export async function readSegmentUsage(db: Knex, queries: readonly SegmentUsageQ
     freeMbMs: String(r.free_mb_ms),
     coldStarts: String(r.cold_starts),
     cpuMs: String(r.cpu_ms),
+    freeCpuMs: String(r.free_cpu_ms),
     architecture: r.arch === null || r.arch === undefined ? null : String(r.arch),
     spot: r.spot === true,
     timeOfDay: (() => {
@@ -254,11 +261,12 @@ export function usageChunks(rows: readonly ServiceUsage[], segment: BillSegment)
     const all = { service: r.service, invocations: r.invocations, billedMbMs: r.billedMbMs, coldStarts: r.coldStarts, cpuMs: r.cpuMs, ...variant };
     const restInvocations = new Dec(r.invocations).minus(r.freeInvocations);
     const restMbMs = new Dec(r.billedMbMs).minus(r.freeMbMs);
-    if (restInvocations.isZero() && restMbMs.isZero()) return [{ ...all, start: freeAt }];
-    if (new Dec(r.freeInvocations).isZero() && new Dec(r.freeMbMs).isZero()) return [{ ...all, start: restAt }];
+    const restCpuMs = new Dec(r.cpuMs).minus(r.freeCpuMs);
+    if (restInvocations.isZero() && restMbMs.isZero() && restCpuMs.isZero()) return [{ ...all, start: freeAt }];
+    if (new Dec(r.freeInvocations).isZero() && new Dec(r.freeMbMs).isZero() && new Dec(r.freeCpuMs).isZero()) return [{ ...all, start: restAt }];
     return [
-      { service: r.service, start: freeAt, invocations: r.freeInvocations, billedMbMs: r.freeMbMs, coldStarts: '0', cpuMs: '0', ...variant },
-      { ...all, start: restAt, invocations: plain(restInvocations), billedMbMs: plain(restMbMs) },
+      { service: r.service, start: freeAt, invocations: r.freeInvocations, billedMbMs: r.freeMbMs, coldStarts: '0', cpuMs: r.freeCpuMs, ...variant },
+      { ...all, start: restAt, invocations: plain(restInvocations), billedMbMs: plain(restMbMs), cpuMs: plain(restCpuMs) },
     ];
   });
 }

@@ -31,6 +31,12 @@ const planFields = {
   free_tier_invocations: z.union([z.string(), z.number().int()]).optional(),
   free_tier_mb_ms: z.union([z.string(), z.number()]).optional(),
   free_tier_gb_s: z.union([z.string(), z.number()]).optional(),
+  price_per_vcpu_s: price.optional().describe('alternative to price_per_cpu_ms (÷ 1000)'),
+  price_per_ghz_s: price.optional().describe('alternative to price_per_cpu_ms: per GHz-second of CPU time at cpu_ghz'),
+  cpu_ghz: price.optional().describe('the clock of the CPU allocation, for the GHz-s fields'),
+  free_tier_cpu_ms: z.union([z.string(), z.number()]).optional(),
+  free_tier_vcpu_s: z.union([z.string(), z.number()]).optional(),
+  free_tier_ghz_s: z.union([z.string(), z.number()]).optional().describe('free GHz-seconds at cpu_ghz'),
   rules: z
     .strictObject({
       duration_granularity_ms: z.number().int().optional(),
@@ -97,6 +103,7 @@ export const planSchema = z.object({
   free_tier_invocations: decimalText,
   free_tier_mb_ms: decimalText,
   free_tier_gb_s: decimalText,
+  free_tier_cpu_ms: decimalText,
   rules: z.object({ duration_granularity_ms: z.number(), min_billed_duration_ms: z.number(), memory_step_mb: z.number(), billed_memory: z.enum(billedMemoryModes), max_memory_mb: z.number().nullable() }),
   charge_models: z.record(z.string(), z.unknown()),
   minimum_charge: decimalText,
@@ -148,6 +155,7 @@ export function planOut(row: PlanRow): PlanOut {
     free_tier_invocations: p.free_tier_invocations,
     free_tier_mb_ms: p.free_tier_mb_ms,
     free_tier_gb_s: p.free_tier_gb_s,
+    free_tier_cpu_ms: p.free_tier_cpu_ms,
     rules: p.rules,
     charge_models: p.charge_models,
     minimum_charge: p.minimum_charge,

@@ -72,6 +72,7 @@ function withFreeTierLeft(plan: Plan, used: Record<Meter, Decimal>): PlanInput {
     ...rest,
     free_tier_invocations: left(plan.free_tier_invocations, used.invocations),
     free_tier_mb_ms: left(plan.free_tier_mb_ms, used.compute),
+    free_tier_cpu_ms: left(plan.free_tier_cpu_ms, used.cpu),
   };
 }
 

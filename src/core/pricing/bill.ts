@@ -125,7 +125,7 @@ const meterDefinitions: readonly MeterDefinition[] = [
   { meter: 'invocations', unit: 'invocation', label: 'Invocations', unitPrice: (p) => p.price_per_invocation, freeAllowance: (p) => p.free_tier_invocations },
   { meter: 'compute', unit: 'MB-ms', label: 'Compute', unitPrice: (p) => p.price_per_mb_ms, freeAllowance: (p) => p.free_tier_mb_ms },
   { meter: 'cold_starts', unit: 'cold-start', label: 'Cold starts', unitPrice: (p) => p.price_per_cold_start, freeAllowance: () => '0' },
-  { meter: 'cpu', unit: 'CPU-ms', label: 'CPU time', unitPrice: (p) => p.price_per_cpu_ms, freeAllowance: () => '0' },
+  { meter: 'cpu', unit: 'CPU-ms', label: 'CPU time', unitPrice: (p) => p.price_per_cpu_ms, freeAllowance: (p) => p.free_tier_cpu_ms },
 ];
 
 const isoInstant = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})$/i;

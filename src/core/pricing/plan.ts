@@ -240,9 +240,18 @@ export const planSchema = z
     price_per_gb_s: price('price_per_gb_s').optional(),
     price_per_cold_start: price('price_per_cold_start').optional(),
     price_per_cpu_ms: price('price_per_cpu_ms').optional(),
+    /** CPU priced per vCPU-second of CPU time (÷ 1000 per CPU-ms). */
+    price_per_vcpu_s: price('price_per_vcpu_s').optional(),
+    /** CPU priced per GHz-second: CPU time × `cpu_ghz` (the clock of the allocation), as Google Cloud Functions publishes it. */
+    price_per_ghz_s: price('price_per_ghz_s').optional(),
+    cpu_ghz: price('cpu_ghz').optional(),
     free_tier_invocations: allowance('free_tier_invocations', true).optional(),
     free_tier_mb_ms: allowance('free_tier_mb_ms', false).optional(),
     free_tier_gb_s: allowance('free_tier_gb_s', false).optional(),
+    /** CPU-ms free per period; or as vCPU-seconds (× 1000), or GHz-seconds at `cpu_ghz` (÷ cpu_ghz × 1000, rounded down to 0.001 ms). */
+    free_tier_cpu_ms: allowance('free_tier_cpu_ms', false).optional(),
+    free_tier_vcpu_s: allowance('free_tier_vcpu_s', false).optional(),
+    free_tier_ghz_s: allowance('free_tier_ghz_s', false).optional(),
     rules: planRulesSchema,
     /**
      * Per meter, a charge model (per_unit, graduated, volume, package; tiers.ts) priced on the
@@ -275,6 +284,17 @@ export const planSchema = z
       if (!r.ok) ctx.issues.push({ code: 'custom', message: r.message, input: p, path: [] });
     }
     if (!compute.ok || !free.ok) return z.NEVER;
+    const cpu = cpuPerMs(p.price_per_cpu_ms, p.price_per_vcpu_s, p.price_per_ghz_s, p.cpu_ghz);
+    if (!cpu.ok) {
+      ctx.issues.push({ code: 'custom', message: cpu.message, input: p, path: [] });
+      return z.NEVER;
+    }
+    p.price_per_cpu_ms = cpu.value;
+    const freeCpu = freeCpuMs(p.free_tier_cpu_ms, p.free_tier_vcpu_s, p.free_tier_ghz_s, p.cpu_ghz);
+    if (!freeCpu.ok) {
+      ctx.issues.push({ code: 'custom', message: freeCpu.message, input: p, path: [] });
+      return z.NEVER;
+    }
     const chargeModels: ChargeModels = {};
     for (const [meter, input] of Object.entries(p.charge_models ?? {})) {
       if (input === undefined || input === null) continue;
@@ -352,7 +372,17 @@ export const planSchema = z
       if (!r.success) {
         for (const issue of r.error.issues) {
           const where = issue.path.length > 0 ? `price_variants.${issue.path.map(String).join('.')}` : 'price_variants';
-          ctx.issues.push({ code: 'custom', message: issue.message.startsWith('schedule') ? `price_variants.${issue.message}` : `${where}: ${issue.message}`, input: p.price_variants, path: ['price_variants'] });
+          let message = issue.message.startsWith('schedule') ? `price_variants.${issue.message}` : `${where}: ${issue.message}`;
+          if (issue.code === 'unrecognized_keys') {
+            const keys = issue.keys.map((k) => `"${k}"`).join(', ');
+            message =
+              issue.path.length === 0
+                ? `price_variants: ${keys} unknown (price_variants has architectures, spot, schedule)`
+                : `${where}: ${keys} is not a meter (a meter is one of ${chargeableMeters.join(', ')})`;
+          } else if (issue.code === 'invalid_key') {
+            message = `${where}: an architecture is a label value such as "arm64" or "x86_64" (lower case, digits, "_", ".", "-")`;
+          }
+          ctx.issues.push({ code: 'custom', message, input: p.price_variants, path: ['price_variants'] });
         }
       } else {
         const v = r.data;
@@ -380,6 +410,7 @@ export const planSchema = z
       free_tier_invocations: p.free_tier_invocations ?? '0',
       free_tier_mb_ms: free.value.mbMs,
       free_tier_gb_s: free.value.gbS,
+      free_tier_cpu_ms: freeCpu.value,
       rules: p.rules,
       charge_models: Object.freeze(chargeModels),
       minimum_charge: p.minimum_charge ?? '0',
@@ -408,6 +439,8 @@ export interface Plan {
   free_tier_mb_ms: string;
   /** free_tier_mb_ms / 1 024 000 (display; exact). */
   free_tier_gb_s: string;
+  /** CPU-ms free per billing period. */
+  free_tier_cpu_ms: string;
   rules: PlanRules;
   /** Meters priced by a charge model instead of their flat price (empty: all flat). */
   charge_models: ChargeModels;
@@ -430,9 +463,15 @@ export interface PlanInput {
   price_per_gb_s?: string;
   price_per_cold_start?: string;
   price_per_cpu_ms?: string;
+  price_per_vcpu_s?: string;
+  price_per_ghz_s?: string;
+  cpu_ghz?: string;
   free_tier_invocations?: string | number | bigint;
   free_tier_mb_ms?: string | number | bigint;
   free_tier_gb_s?: string | number | bigint;
+  free_tier_cpu_ms?: string | number | bigint;
+  free_tier_vcpu_s?: string | number | bigint;
+  free_tier_ghz_s?: string | number | bigint;
   rules?: Partial<PlanRules>;
   charge_models?: Record<string, unknown> | null;
   minimum_charge?: string;
@@ -459,6 +498,42 @@ function perMbMsAndGbS(kind: 'price' | 'free_tier', mbMs: string | undefined, gb
     };
   }
   return { ok: true, value: { mbMs: plain(fromGbS), gbS } };
+}
+
+/**
+ * The CPU price per CPU-ms from whichever way it is written: per CPU-ms, per vCPU-second (÷ 1000),
+ * or per GHz-second at a clock of `cpu_ghz` GHz (× cpu_ghz ÷ 1000). All exact; given more than
+ * one, they must agree.
+ */
+function cpuPerMs(perMs: string | undefined, perVcpuS: string | undefined, perGhzS: string | undefined, ghz: string | undefined): Checked<string | undefined> {
+  if (perGhzS !== undefined && ghz === undefined) {
+    return { ok: false, message: 'price_per_ghz_s needs cpu_ghz (the clock of the CPU allocation, e.g. "2.4")' };
+  }
+  if (ghz !== undefined && new Dec(ghz).isZero()) return { ok: false, message: 'cpu_ghz must be above 0' };
+  const candidates: [string, Decimal][] = [];
+  if (perMs !== undefined) candidates.push(['price_per_cpu_ms', new Dec(perMs)]);
+  if (perVcpuS !== undefined) candidates.push(['price_per_vcpu_s ÷ 1000', new Dec(perVcpuS).div(1000)]);
+  if (perGhzS !== undefined && ghz !== undefined) candidates.push(['price_per_ghz_s × cpu_ghz ÷ 1000', new Dec(perGhzS).times(ghz).div(1000)]);
+  const [first, ...rest] = candidates;
+  if (!first) return { ok: true, value: undefined };
+  const clash = rest.find(([, v]) => !v.eq(first[1]));
+  if (clash) return { ok: false, message: `${first[0]} (${plain(first[1])}) and ${clash[0]} (${plain(clash[1])}) disagree; give one CPU price` };
+  return { ok: true, value: plain(first[1]) };
+}
+
+/** The free CPU allowance in CPU-ms from CPU-ms, vCPU-s or GHz-s (see planSchema); given more than one, they must agree. */
+function freeCpuMs(ms: string | undefined, vcpuS: string | undefined, ghzS: string | undefined, ghz: string | undefined): Checked<string> {
+  if (ghzS !== undefined && ghz === undefined) return { ok: false, message: 'free_tier_ghz_s needs cpu_ghz (the clock of the CPU allocation, e.g. "0.2")' };
+  if (ghz !== undefined && new Dec(ghz).isZero()) return { ok: false, message: 'cpu_ghz must be above 0' };
+  const candidates: [string, Decimal][] = [];
+  if (ms !== undefined) candidates.push(['free_tier_cpu_ms', new Dec(ms)]);
+  if (vcpuS !== undefined) candidates.push(['free_tier_vcpu_s × 1000', new Dec(vcpuS).times(1000)]);
+  if (ghzS !== undefined && ghz !== undefined) candidates.push(['free_tier_ghz_s ÷ cpu_ghz × 1000', new Dec(ghzS).div(ghz).times(1000).toDecimalPlaces(3, Dec.ROUND_DOWN)]);
+  const [first, ...rest] = candidates;
+  if (!first) return { ok: true, value: '0' };
+  const clash = rest.find(([, v]) => !v.eq(first[1]));
+  if (clash) return { ok: false, message: `${first[0]} (${plain(first[1])}) and ${clash[0]} (${plain(clash[1])}) disagree; give one free CPU allowance` };
+  return { ok: true, value: plain(first[1]) };
 }
 
 /** One problem found in a plan: where (dotted path, "" for the whole plan) and what. */
