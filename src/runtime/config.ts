@@ -64,6 +64,11 @@ export const configSchema = z.object({
   WEBHOOK_TIMEOUT_MS: int(5000),
   /** Let webhooks reach private, loopback and link-local addresses (local development only). */
   WEBHOOK_ALLOW_PRIVATE_ADDRESSES: z.stringbool().default(false),
+  /**
+   * Days usage_raw month partitions are kept after their month ended (the retention function;
+   * at least 36, beyond the 35 days collect still accepts late usage for).
+   */
+  RETENTION_RAW_DAYS: z.coerce.number().int().min(36).default(90),
   /** Pool size of each function's PostgreSQL connections. */
   DATABASE_POOL_MAX: int(4),
 });
