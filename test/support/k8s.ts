@@ -11,6 +11,11 @@ import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
+import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
+import { CronJob, Job } from 'kubernetes-models/batch/v1';
+import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
+import { PodMonitor, PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 
 /** The Knative CRDs the manifests are validated against (in the repository, so CI has them). */
 export const knativeCrdDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/k8s-schemas/knative');
@@ -138,4 +143,49 @@ export function loadCrdValidator(dir: string): CrdValidator {
       return (validator.errors ?? []).map((e) => `${e.instancePath || '(document)'} ${e.message ?? 'is invalid'}${e.keyword === 'additionalProperties' ? ` (${JSON.stringify(e.params)})` : ''}`);
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Core Kubernetes kinds and the Prometheus Operator's, with the schemas of kubernetes-models
+
+interface Validatable {
+  validate(): void;
+}
+type ModelClass = new (data: never) => Validatable;
+
+/** `apiVersion/kind` → the kubernetes-models class that validates it. */
+const modelClasses: Record<string, ModelClass> = {
+  'v1/Namespace': Namespace,
+  'v1/ConfigMap': ConfigMap,
+  'v1/Secret': Secret,
+  'v1/Service': Service,
+  'v1/ServiceAccount': ServiceAccount,
+  'v1/PersistentVolumeClaim': PersistentVolumeClaim,
+  'apps/v1/StatefulSet': StatefulSet,
+  'apps/v1/Deployment': Deployment,
+  'batch/v1/Job': Job,
+  'batch/v1/CronJob': CronJob,
+  'rbac.authorization.k8s.io/v1/Role': Role,
+  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
+  'monitoring.coreos.com/v1/PodMonitor': PodMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
+};
+
+/** The `apiVersion/kind` keys the model validator covers. */
+export const modelKinds: ReadonlySet<string> = new Set(Object.keys(modelClasses));
+
+/**
+ * Problems of a core Kubernetes or Prometheus Operator document against its OpenAPI schema (types,
+ * enums, required fields); empty when valid. Throws for a kind it does not know.
+ */
+export function validateModel(doc: K8sObject): string[] {
+  const key = `${doc.apiVersion}/${doc.kind}`;
+  const Model = modelClasses[key];
+  if (!Model) throw new Error(`no schema for ${key} in test/support/k8s.ts`);
+  try {
+    new Model(structuredClone(doc) as never).validate();
+    return [];
+  } catch (err) {
+    return [err instanceof Error ? err.message : String(err)];
+  }
 }
