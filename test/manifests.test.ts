@@ -431,7 +431,7 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
       });
 
       it('every rendered document is a core kind or has a CRD', () => {
-        const core = new Set(['v1/Namespace', 'v1/ConfigMap', 'v1/Secret', 'v1/Service', 'v1/PersistentVolumeClaim', 'apps/v1/StatefulSet', 'batch/v1/Job', 'batch/v1/CronJob']);
+        const core = new Set(['v1/Namespace', 'v1/ConfigMap', 'v1/Secret', 'v1/Service', 'v1/PersistentVolumeClaim', 'apps/v1/StatefulSet', 'batch/v1/Job', 'batch/v1/CronJob', 'v1/ServiceAccount', 'rbac.authorization.k8s.io/v1/Role', 'rbac.authorization.k8s.io/v1/RoleBinding']);
         for (const { doc, from } of base) {
           assert.ok(core.has(`${doc.apiVersion}/${doc.kind}`) || crds.kinds.has(`${doc.apiVersion}/${doc.kind}`), `${from}: ${doc.apiVersion}/${doc.kind} is neither`);
         }

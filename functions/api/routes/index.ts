@@ -12,6 +12,7 @@ import type { Forecaster } from '../../../src/stages/forecast.js';
 import { adminRoutes } from './admin.js';
 import { billingRoutes } from './billing.js';
 import { budgetRoutes } from './budgets.js';
+import { deployRoutes } from './deploy.js';
 import { forecastRoutes } from './forecast.js';
 import { metricsRoutes } from './metrics.js';
 import { planRoutes, simulateRoute } from './plans.js';
@@ -40,6 +41,7 @@ export const allRoutes = (deps: ApiDeps): AnyRoute[] => [
   ...planRoutes(deps),
   simulateRoute(deps),
   ...serviceRoutes(deps),
+  ...deployRoutes(deps),
   ...usageRoutes(deps),
   ...metricsRoutes(deps),
   ...billingRoutes(deps),
