@@ -5,8 +5,9 @@ import deadletter from './deadletter/index.js';
 import forecast from './forecast/index.js';
 import notifications from './notifications/index.js';
 import price from './price/index.js';
+import retention from './retention/index.js';
 import save from './save/index.js';
 import type { FunctionModule } from '../src/runtime/function.js';
 
-export const functions: Record<string, FunctionModule> = { collect, save, aggregate, price, forecast, notifications, deadletter };
+export const functions: Record<string, FunctionModule> = { collect, save, aggregate, price, forecast, notifications, deadletter, retention };
 export const functionNames = Object.keys(functions);

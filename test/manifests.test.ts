@@ -1,7 +1,7 @@
 /**
  * The deployable manifests: eventing/ (Broker, Triggers, PingSources), deploy/base (Knative
  * Services, config) and functions/<name>/func.yaml. Each document is validated against the
- * openAPIV3Schema of its upstream Knative CRD (../shared/k8s-schemas/knative), with unknown fields
+ * openAPIV3Schema of its upstream Knative CRD (test/fixtures/k8s-schemas/knative), with unknown fields
  * rejected as `kubectl apply` (strict field validation) would; then the cross-file rules no CRD can
  * state are checked: routing (src/contract/routing.ts) against the Triggers, func.yaml against the
  * Knative Services and Triggers, and every env var against the config schema.
@@ -11,10 +11,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Ajv, type ValidateFunction } from 'ajv';
 import { CronExpressionParser } from 'cron-parser';
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
@@ -31,35 +30,16 @@ import {
   type FunctionRoute,
 } from '../src/contract/routing.js';
 import { configSchema, loadConfig } from '../src/runtime/config.js';
+import { findOnPath, isRecord, k8sObject, knativeCrdDir, loadCrdValidator, objectMeta, readYaml, type Json, type K8sObject } from './support/k8s.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const crdDir = path.resolve(root, '../shared/k8s-schemas/knative');
+const crdDir = knativeCrdDir;
 const eventingDir = path.join(root, 'eventing');
 const baseDir = path.join(root, 'deploy/base');
 
 // ---------------------------------------------------------------------------------------------
 // Reading and rendering
 
-type Json = Record<string, unknown>;
-const isRecord = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
-
-/** Every non-empty YAML document of a file, as plain data; a syntax error fails with the file named. */
-function readYaml(file: string): unknown[] {
-  return parseAllDocuments(readFileSync(file, 'utf8')).flatMap((document, index) => {
-    if (document.errors.length > 0) throw new Error(`${file} document ${index + 1}: ${document.errors[0]?.message}`);
-    const value: unknown = document.toJS();
-    return value === null || value === undefined ? [] : [value];
-  });
-}
-
-const objectMeta = z.looseObject({
-  name: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'a DNS-1123 name'),
-  namespace: z.string().optional(),
-  labels: z.record(z.string(), z.string()).optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
-});
-const k8sObject = z.looseObject({ apiVersion: z.string().min(1), kind: z.string().min(1), metadata: objectMeta });
-type K8sObject = z.infer<typeof k8sObject>;
 
 interface Rendered {
   doc: K8sObject;
@@ -123,109 +103,6 @@ function renderKustomization(dir: string): Rendered[] {
   return out;
 }
 
-function findOnPath(command: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
-    const candidate = path.join(dir, command);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Validation against the Knative CRDs
-
-/**
- * Makes a CRD schema reject unknown fields wherever Kubernetes would (an object schema with
- * `properties` and without `x-kubernetes-preserve-unknown-fields`), as the API server does for
- * `kubectl apply` with its default strict field validation. Plain JSON Schema would accept them.
- */
-function rejectUnknownFields(schema: unknown): unknown {
-  if (!isRecord(schema)) return schema;
-  const out: Json = { ...schema };
-  const { properties, additionalProperties, items } = schema;
-  if (isRecord(properties)) {
-    out.properties = Object.fromEntries(Object.entries(properties).map(([key, value]) => [key, rejectUnknownFields(value)]));
-    if (schema['x-kubernetes-preserve-unknown-fields'] !== true && additionalProperties === undefined) out.additionalProperties = false;
-  }
-  if (isRecord(additionalProperties)) out.additionalProperties = rejectUnknownFields(additionalProperties);
-  if (items !== undefined) out.items = Array.isArray(items) ? items.map(rejectUnknownFields) : rejectUnknownFields(items);
-  for (const keyword of ['allOf', 'anyOf', 'oneOf'] as const) {
-    const list = schema[keyword];
-    if (Array.isArray(list)) out[keyword] = list.map(rejectUnknownFields);
-  }
-  return out;
-}
-
-const crdSchema = z.looseObject({
-  kind: z.literal('CustomResourceDefinition'),
-  spec: z.looseObject({
-    group: z.string(),
-    names: z.looseObject({ kind: z.string() }),
-    versions: z.array(z.looseObject({ name: z.string(), served: z.boolean(), schema: z.looseObject({ openAPIV3Schema: z.record(z.string(), z.unknown()) }).optional() })),
-  }),
-});
-
-interface CrdValidator {
-  /** `group/version/Kind` of every served version with a schema. */
-  readonly kinds: ReadonlySet<string>;
-  readonly groups: ReadonlySet<string>;
-  /** Error messages for a document; empty when valid. Throws when no CRD covers it. */
-  validate(doc: unknown): string[];
-}
-
-function loadCrdValidator(dir: string): CrdValidator {
-  const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false });
-  // Kubernetes' structural-schema extensions. preserve-unknown-fields is honoured by
-  // rejectUnknownFields; int-or-string always comes with an anyOf of integer/string; list and map
-  // types (merge strategies) and their keys do not change what a single document may contain.
-  for (const keyword of [
-    'x-kubernetes-preserve-unknown-fields',
-    'x-kubernetes-int-or-string',
-    'x-kubernetes-list-type',
-    'x-kubernetes-list-map-keys',
-    'x-kubernetes-map-type',
-  ]) {
-    ajv.addKeyword({ keyword });
-  }
-  ajv.addFormat('int32', { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= -(2 ** 31) && n < 2 ** 31 });
-  ajv.addFormat('int64', { type: 'number', validate: (n: number) => Number.isSafeInteger(n) });
-
-  const validators = new Map<string, ValidateFunction>();
-  for (const file of readdirSync(dir).filter((name) => /\.ya?ml$/.test(name)).sort()) {
-    for (const value of readYaml(path.join(dir, file))) {
-      const crd = crdSchema.safeParse(value);
-      if (!crd.success) continue;
-      for (const version of crd.data.spec.versions) {
-        if (!version.served || !version.schema) continue;
-        const key = `${crd.data.spec.group}/${version.name}/${crd.data.spec.names.kind}`;
-        // The API server always accepts apiVersion, kind and metadata at the root (it validates
-        // ObjectMeta itself), whether or not the CRD's schema lists them.
-        const rootSchema = version.schema.openAPIV3Schema;
-        const implicit = { apiVersion: { type: 'string' }, kind: { type: 'string' }, metadata: { type: 'object' } };
-        const withRoot = { ...rootSchema, properties: { ...implicit, ...(isRecord(rootSchema.properties) ? rootSchema.properties : {}) } };
-        validators.set(key, ajv.compile(rejectUnknownFields(withRoot) as object));
-      }
-    }
-  }
-  const kinds = new Set(validators.keys());
-  return {
-    kinds,
-    groups: new Set([...kinds].map((key) => key.split('/')[0] ?? '')),
-    validate(doc) {
-      const parsed = k8sObject.parse(doc);
-      const key = `${parsed.apiVersion}/${parsed.kind}`;
-      const validator = validators.get(key);
-      if (!validator) throw new Error(`no served CRD version for ${key} in ${dir}`);
-      if (validator(doc)) return [];
-      return (validator.errors ?? []).map((e) => `${e.instancePath || '(document)'} ${e.message ?? 'is invalid'}${e.keyword === 'additionalProperties' ? ` (${JSON.stringify(e.params)})` : ''}`);
-    },
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Typed views of the documents the explicit checks read
@@ -282,7 +159,7 @@ const serviceView = z.looseObject({
             z.looseObject({
               image: z.string(),
               env: z.array(envVar),
-              envFrom: z.array(z.looseObject({ configMapRef: z.looseObject({ name: z.string() }).optional(), secretRef: z.looseObject({ name: z.string() }).optional() })),
+              envFrom: z.array(z.looseObject({ configMapRef: z.looseObject({ name: z.string() }).optional(), secretRef: z.looseObject({ name: z.string(), optional: z.boolean().optional() }).optional() })),
               livenessProbe: probe,
               readinessProbe: probe,
               resources: z.strictObject({ requests: quantities, limits: quantities }),
@@ -468,12 +345,12 @@ function subscriptionProblems(fn: string, funcYaml: FuncYaml, triggers: TriggerV
 const kubectl = findOnPath('kubectl');
 const haveCrds = existsSync(crdDir);
 
-describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs absent at ../shared/k8s-schemas/knative: explicit checks only)', () => {
+describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs absent at test/fixtures/k8s-schemas/knative: explicit checks only)', () => {
   const base = renderKustomization(baseDir);
   const eventingOnly = renderKustomization(eventingDir);
   const eventing = eventingOf(base);
   const ofKind = (kind: string) => base.filter((r) => r.doc.kind === kind);
-  const services = new Map(ofKind('Service').map((r) => [r.doc.metadata.name, view(serviceView, r)] as const));
+  const services = new Map(ofKind('Service').filter((r) => r.doc.apiVersion === 'serving.knative.dev/v1').map((r) => [r.doc.metadata.name, view(serviceView, r)] as const));
   const configMaps = ofKind('ConfigMap').map((r) => view(configMapView, r));
   const secrets = ofKind('Secret').map((r) => view(secretView, r));
   const funcYamls = new Map(
@@ -547,14 +424,14 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
       it('every Knative document is valid against its CRD, unknown fields rejected', () => {
         assert.deepEqual(
           [...new Set(knativeDocs.map((r) => r.doc.kind))].sort(),
-          ['Broker', 'PingSource', 'Service', 'Trigger'],
+          ['Broker', 'PingSource', 'Service', 'SinkBinding', 'Trigger'],
         );
         const problems = knativeDocs.flatMap((r) => crds.validate(r.doc).map((p) => `${r.from} (${idOf(r.doc)}): ${p}`));
         assert.deepEqual(problems, []);
       });
 
       it('every rendered document is a core kind or has a CRD', () => {
-        const core = new Set(['v1/Namespace', 'v1/ConfigMap', 'v1/Secret']);
+        const core = new Set(['v1/Namespace', 'v1/ConfigMap', 'v1/Secret', 'v1/Service', 'v1/PersistentVolumeClaim', 'apps/v1/StatefulSet', 'batch/v1/Job', 'batch/v1/CronJob', 'v1/ServiceAccount', 'rbac.authorization.k8s.io/v1/Role', 'rbac.authorization.k8s.io/v1/RoleBinding']);
         for (const { doc, from } of base) {
           assert.ok(core.has(`${doc.apiVersion}/${doc.kind}`) || crds.kinds.has(`${doc.apiVersion}/${doc.kind}`), `${from}: ${doc.apiVersion}/${doc.kind} is neither`);
         }
@@ -751,7 +628,8 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
         assert.equal(container.image, 'faas-billing', `${fn}: image (a placeholder overlays replace; never a registry host)`);
         assert.deepEqual(container.env.filter((e) => e.name === 'FUNCTION'), [{ name: 'FUNCTION', value: fn }]);
         const fromConfigMaps = container.envFrom.flatMap((e) => (e.configMapRef ? [e.configMapRef.name] : []));
-        const fromSecrets = container.envFrom.flatMap((e) => (e.secretRef ? [e.secretRef.name] : []));
+        // An optional Secret (the API's admin key) is created outside the manifests.
+        const fromSecrets = container.envFrom.flatMap((e) => (e.secretRef && e.secretRef.optional !== true ? [e.secretRef.name] : []));
         assert.ok(fromConfigMaps.length > 0 && fromSecrets.length > 0, `${fn}: envFrom a ConfigMap and a Secret`);
         for (const name of fromConfigMaps) assert.ok(configMapNames.includes(name), `${fn}: ConfigMap ${name} is not in deploy/base`);
         for (const name of fromSecrets) assert.ok(secretNames.includes(name), `${fn}: Secret ${name} is not in deploy/base`);
@@ -823,7 +701,9 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
         for (const { name } of service.spec.template.spec.containers[0]?.env ?? []) names.set(name, `deploy/base Service ${fn}`);
       }
       for (const c of configMaps) for (const name of Object.keys(c.data)) names.set(name, `ConfigMap ${c.metadata.name}`);
-      for (const s of secrets) for (const name of Object.keys(s.stringData)) names.set(name, `Secret ${s.metadata.name}`);
+      // Secrets our containers read (faas-billing-postgres is the PostgreSQL image's own).
+      const read = new Set([...services.values()].flatMap((svc) => svc.spec.template.spec.containers.flatMap((c) => c.envFrom.flatMap((e) => (e.secretRef ? [e.secretRef.name] : [])))));
+      for (const s of secrets.filter((x) => read.has(x.metadata.name))) for (const name of Object.keys(s.stringData)) names.set(name, `Secret ${s.metadata.name}`);
       return names;
     };
 

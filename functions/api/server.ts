@@ -5,6 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
 import { ArtifactStore } from '../../src/api/artifacts.js';
+import { registerCostGauges } from '../../src/api/cost-metrics.js';
 import { KeyStore } from '../../src/api/keys.js';
 import { openBuffer } from '../../src/adapters/buffer/index.js';
 import { createDb, type Db } from '../../src/adapters/postgres.js';
@@ -66,6 +67,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     artifacts: new ArtifactStore({ dir: config.ARTIFACTS_DIR, maxBytes: config.ARTIFACT_MAX_BYTES }),
     now,
   });
+  registerCostGauges(api.metrics.registry, db);
   const server = createServer(api.app);
   trackConnections(server, api.metrics);
   await new Promise<void>((resolve, reject) => {

@@ -22,6 +22,9 @@ export type ApiErrorCode =
   | 'validation_failed'
   | 'rate_limited'
   | 'database_unavailable'
+  | 'deploy_unavailable'
+  | 'deploy_failed'
+  | 'deploy_timeout'
   | 'internal';
 
 export function apiStatusFor(code: ApiErrorCode): number {
@@ -50,8 +53,13 @@ export function apiStatusFor(code: ApiErrorCode): number {
       return 422;
     case 'rate_limited':
       return 429;
+    case 'deploy_failed':
+      return 502;
     case 'database_unavailable':
+    case 'deploy_unavailable':
       return 503;
+    case 'deploy_timeout':
+      return 504;
     case 'internal':
       return 500;
   }

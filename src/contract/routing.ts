@@ -80,6 +80,10 @@ export const routing = {
     ],
     emits: [],
   },
+  retention: {
+    consumes: [{ via: 'trigger', type: pingEventType, pingSource: 'retention-daily' }],
+    emits: [],
+  },
 } as const satisfies Record<string, FunctionRoute>;
 
 export type RoutedFunctionName = keyof typeof routing;

@@ -64,6 +64,24 @@ export const configSchema = z.object({
   WEBHOOK_TIMEOUT_MS: int(5000),
   /** Let webhooks reach private, loopback and link-local addresses (local development only). */
   WEBHOOK_ALLOW_PRIVATE_ADDRESSES: z.stringbool().default(false),
+  /**
+   * Days usage_raw month partitions are kept after their month ended (the retention function;
+   * at least 36, beyond the 35 days collect still accepts late usage for).
+   */
+  RETENTION_RAW_DAYS: z.coerce.number().int().min(36).default(90),
+  /**
+   * Where POST /services/:id/deploy places tenants' functions: `off` (answers 503), `in-cluster`
+   * (the API's ServiceAccount), or `kubeconfig` (KUBECONFIG, else ~/.kube/config).
+   */
+  DEPLOY_TARGET: z.enum(['off', 'in-cluster', 'kubeconfig']).default('off'),
+  /** Kubeconfig file for DEPLOY_TARGET=kubeconfig. */
+  KUBECONFIG: z.string().min(1).optional(),
+  /** Namespace of the tenants' Knative Services (the API's Role must allow it). */
+  DEPLOY_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/).default('faas-billing'),
+  /** How long a deploy waits for the new revision to become Ready, in ms. */
+  DEPLOY_READY_TIMEOUT_MS: int(120_000),
+  /** Broker URL given to deployed functions as K_SINK (where they post usage); unset: none. */
+  DEPLOY_SINK_URL: z.string().url().optional(),
   /** Pool size of each function's PostgreSQL connections. */
   DATABASE_POOL_MAX: int(4),
 });

@@ -13,6 +13,7 @@ import { adminRoutes } from './admin.js';
 import { billingRoutes } from './billing.js';
 import { budgetRoutes } from './budgets.js';
 import { creditRoutes } from './credits.js';
+import { deployRoutes } from './deploy.js';
 import { forecastRoutes } from './forecast.js';
 import { metricsRoutes } from './metrics.js';
 import { planRoutes, simulateRoute } from './plans.js';
@@ -41,6 +42,7 @@ export const allRoutes = (deps: ApiDeps): AnyRoute[] => [
   ...planRoutes(deps),
   simulateRoute(deps),
   ...serviceRoutes(deps),
+  ...deployRoutes(deps),
   ...usageRoutes(deps),
   ...metricsRoutes(deps),
   ...billingRoutes(deps),

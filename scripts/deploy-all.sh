@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Builds the FaaS Billing image, pushes it, applies an overlay of deploy/ with that image, and waits
+# until PostgreSQL, Redis, the migration, the Broker and every Knative Service are ready; then
+# applies deploy/monitoring when the Prometheus Operator is installed. Safe to run again.
+#
+#   scripts/deploy-all.sh [local|production]      (default: local)
+#   scripts/deploy-all.sh --print [local|production]   render only: no docker, no cluster
+#
+# REGISTRY (default localhost:5000, the registry of scripts/setup-k8s.sh) and TAG (default: the git
+# commit and a timestamp) name the image; SKIP_BUILD=1 deploys an image already pushed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PRINT_ONLY=false
+if [ "${1:-}" = "--print" ]; then
+  PRINT_ONLY=true
+  shift
+fi
+OVERLAY="${1:-local}"
+NAMESPACE=faas-billing
+REGISTRY="${REGISTRY:-localhost:5000}"
+TAG="${TAG:-$(git rev-parse --short HEAD 2>/dev/null || echo dev)-$(date -u +%Y%m%d%H%M%S)}"
+IMAGE="${REGISTRY}/faas-billing:${TAG}"
+
+die() { echo "deploy-all: $*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required but not installed ($2)"; }
+
+[ -f "deploy/overlays/${OVERLAY}/kustomization.yaml" ] || die "no overlay deploy/overlays/${OVERLAY} (use local or production)"
+need kubectl "https://kubernetes.io/docs/tasks/tools/"
+
+# The overlay's manifests with every image of the placeholder name faas-billing (whatever registry
+# and tag the overlay gave it) replaced by the image just pushed.
+render() {
+  kubectl kustomize "deploy/overlays/${OVERLAY}" |
+    sed -E "s#^([[:space:]]*(- )?image: )([^[:space:]\"]*/)?faas-billing(:[A-Za-z0-9._-]+)?(@sha256:[a-f0-9]+)?[[:space:]]*\$#\\1${IMAGE}#"
+}
+
+if [ "${PRINT_ONLY}" = true ]; then
+  render
+  exit 0
+fi
+
+kubectl cluster-info >/dev/null 2>&1 || die "kubectl cannot reach a cluster (run scripts/setup-k8s.sh first)"
+kubectl get crd services.serving.knative.dev brokers.eventing.knative.dev >/dev/null 2>&1 ||
+  die "Knative Serving and Eventing are not installed (run scripts/setup-k8s.sh)"
+if [ "${OVERLAY}" = production ]; then
+  kubectl get secret faas-billing-db --namespace "${NAMESPACE}" >/dev/null 2>&1 ||
+    die "create the Secret faas-billing-db in ${NAMESPACE} first (README, Run on a Knative cluster)"
+fi
+
+if [ "${SKIP_BUILD:-}" != 1 ]; then
+  need docker "Docker Desktop or Docker Engine"
+  echo "== building ${IMAGE}"
+  docker build --tag "${IMAGE}" .
+  docker push "${IMAGE}"
+fi
+
+echo "== applying deploy/overlays/${OVERLAY}"
+kubectl create namespace "${NAMESPACE}" --dry-run=client -o yaml | kubectl apply -f -
+# The API's bootstrap admin key: kept in its own Secret, created once (never rotated by a deploy).
+if ! kubectl get secret faas-billing-api-key --namespace "${NAMESPACE}" >/dev/null 2>&1; then
+  need openssl "to generate the API admin key"
+  key="fbk_$(openssl rand -hex 6)_$(openssl rand -base64 32 | tr '+/' '-_' | tr -d '=\n')"
+  kubectl create secret generic faas-billing-api-key --namespace "${NAMESPACE}" --from-literal=API_ADMIN_KEY="${key}"
+  echo "created the Secret faas-billing-api-key (the API's admin key; read it with:"
+  echo "  kubectl get secret faas-billing-api-key -n ${NAMESPACE} -o jsonpath='{.data.API_ADMIN_KEY}' | base64 -d)"
+fi
+# A Job's pod template is immutable: replace the migration Job with the new image's.
+kubectl delete job faas-billing-migrate --namespace "${NAMESPACE}" --ignore-not-found
+render | kubectl apply -f -
+
+echo "== waiting"
+if [ "${OVERLAY}" = local ]; then
+  kubectl rollout status statefulset/postgres --namespace "${NAMESPACE}" --timeout=300s
+  kubectl rollout status statefulset/redis --namespace "${NAMESPACE}" --timeout=300s
+fi
+kubectl wait --for=condition=Complete job/faas-billing-migrate --namespace "${NAMESPACE}" --timeout=300s
+kubectl wait --for=condition=Ready broker/default --namespace "${NAMESPACE}" --timeout=300s
+kubectl wait --for=condition=Ready ksvc --all --namespace "${NAMESPACE}" --timeout=600s
+kubectl wait --for=condition=Ready trigger --all --namespace "${NAMESPACE}" --timeout=300s
+
+if kubectl get crd podmonitors.monitoring.coreos.com prometheusrules.monitoring.coreos.com >/dev/null 2>&1; then
+  echo "== monitoring"
+  kubectl apply -k deploy/monitoring
+else
+  echo "(the Prometheus Operator is not installed: skipping deploy/monitoring; run scripts/setup-prometheus.sh for it)"
+fi
+
+echo "Deployed ${IMAGE}."
+kubectl get ksvc --namespace "${NAMESPACE}"
+echo "API: $(kubectl get ksvc api --namespace "${NAMESPACE}" -o jsonpath='{.status.url}')/api/v1"
