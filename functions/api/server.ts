@@ -5,6 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
 import { ArtifactStore } from '../../src/api/artifacts.js';
+import { createEventSender } from '../../src/api/events.js';
 import { registerCostGauges } from '../../src/api/cost-metrics.js';
 import { KeyStore } from '../../src/api/keys.js';
 import { openBuffer } from '../../src/adapters/buffer/index.js';
@@ -16,7 +17,7 @@ import { createStageMetrics } from '../../src/runtime/metrics.js';
 import { Aggregator } from '../../src/stages/aggregate.js';
 import { Collector } from '../../src/stages/collect.js';
 import { Forecaster } from '../../src/stages/forecast.js';
-import { createApiApp, trackConnections, type ApiApp } from './app.js';
+import { createApiApp, createApiMetrics, trackConnections, type ApiApp } from './app.js';
 
 export interface ApiServer {
   url: string;
@@ -49,6 +50,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     throw err;
   }
   const now = options.now ?? (() => new Date());
+  const metrics = createApiMetrics();
   const api = createApiApp({
     db,
     config,
@@ -65,8 +67,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       dedupCapacity: config.COLLECT_DEDUP_CAPACITY,
     }),
     artifacts: new ArtifactStore({ dir: config.ARTIFACTS_DIR, maxBytes: config.ARTIFACT_MAX_BYTES }),
+    events: createEventSender({ sink: config.K_SINK, logger, registry: metrics.registry }),
     now,
-  });
+  }, metrics);
   registerCostGauges(api.metrics.registry, db);
   const server = createServer(api.app);
   trackConnections(server, api.metrics);

@@ -153,17 +153,6 @@ export async function startLocalSystem(logger: Logger, env: NodeJS.ProcessEnv = 
       children.push(child);
     }
 
-    const api = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'functions', 'api', 'main.ts')], {
-      cwd: root,
-      env: { ...childEnv, PORT: String(local.LOCAL_API_PORT), K_SERVICE: 'api' },
-      stdio: ['ignore', 'inherit', 'inherit'],
-      detached: true,
-    });
-    api.on('exit', (code, signal) => {
-      if (!stopping) logger.error({ function: 'api', code, signal }, 'API process exited');
-    });
-    children.push(api);
-    const apiUrl = `http://localhost:${local.LOCAL_API_PORT}`;
 
     const eventing = await loadEventing(local.EVENTING_DIR);
     let brokerUrl = '';
@@ -178,6 +167,19 @@ export async function startLocalSystem(logger: Logger, env: NodeJS.ProcessEnv = 
       },
     });
     brokerUrl = broker.url;
+
+    const api = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'functions', 'api', 'main.ts')], {
+      cwd: root,
+      // The API announces bills finalized or paid through it on the broker (K_SINK, as a SinkBinding would set it).
+      env: { ...childEnv, PORT: String(local.LOCAL_API_PORT), K_SERVICE: 'api', K_SINK: brokerUrl },
+      stdio: ['ignore', 'inherit', 'inherit'],
+      detached: true,
+    });
+    api.on('exit', (code, signal) => {
+      if (!stopping) logger.error({ function: 'api', code, signal }, 'API process exited');
+    });
+    children.push(api);
+    const apiUrl = `http://localhost:${local.LOCAL_API_PORT}`;
     await Promise.all([...functionNames.map((name) => waitReady(urlOf(name), 60_000)), waitApi(apiUrl, 60_000)]);
     return { apiUrl, adminKey: admin.key, adminKeyFile: admin.file, broker, databaseUrl, embedded: embedded !== undefined, redis: Boolean(config.REDIS_URL), applied, urlOf, functionNames, stop };
   } catch (err) {

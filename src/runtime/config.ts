@@ -80,6 +80,11 @@ export const configSchema = z.object({
   DEPLOY_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/).default('faas-billing'),
   /** How long a deploy waits for the new revision to become Ready, in ms. */
   DEPLOY_READY_TIMEOUT_MS: int(120_000),
+  /**
+   * Where the API sends the events it causes (a bill finalized or paid through the API): the
+   * Broker's URL, injected by a SinkBinding in a cluster and set by `npm start` locally; unset: none.
+   */
+  K_SINK: z.string().url().optional(),
   /** Broker URL given to deployed functions as K_SINK (where they post usage); unset: none. */
   DEPLOY_SINK_URL: z.string().url().optional(),
   /** Pool size of each function's PostgreSQL connections. */

@@ -7,6 +7,7 @@
 import type { Knex } from 'knex';
 import { DateTime } from 'luxon';
 import { z } from 'zod';
+import { CloudEvent } from 'cloudevents';
 import { audit } from '../../../src/api/audit.js';
 import { billCsv, billPdf } from '../../../src/api/documents.js';
 import { ApiError, notFound } from '../../../src/api/errors.js';
@@ -15,6 +16,8 @@ import { Reply, reply, route } from '../../../src/api/route.js';
 import { canSee, findTenant, isUuid, requiredTenant, scopedTenant, visibleTenant } from '../../../src/api/tenancy.js';
 import { BillingServiceError, type ComposedBill, type StoredBill } from '../../../src/billing/index.js';
 import { lockTenants } from '../../../src/billing/store.js';
+import { EventType, billGeneratedData, eventSource } from '../../../src/contract/events.js';
+import { billEventId } from '../../../src/stages/price.js';
 import { Dec, lineKinds, minorUnitDigits } from '../../../src/core/pricing/index.js';
 import { decimalText, idParams, instant, limitQuery, page, tenantRef } from './common.js';
 import type { ApiDeps } from './index.js';
@@ -290,16 +293,32 @@ async function report(db: Knex, tenant: { id: string; slug: string; name: string
 
 export const billingRoutes = (deps: ApiDeps) => {
   const { db } = deps;
+  /** A bill that became final or paid here goes to the Broker as the bill.generated a close would send. */
+  const announce = (bill: StoredBill): Promise<boolean> =>
+    deps.events.send(
+      new CloudEvent<unknown>({
+        id: billEventId(bill.id, bill.status),
+        type: EventType.billGenerated,
+        source: eventSource('api'),
+        data: billGeneratedData.parse({ bill_id: bill.id, tenant_id: bill.tenantId, status: bill.status, total: bill.total, currency: bill.currency, period_start: bill.periodStart, period_end: bill.periodEnd }),
+      }),
+    );
   const finalize = async (principal: Principal, id: string): Promise<BillOut> => {
     const bill = await visibleBill(deps, principal, id);
     const done = await billing(() => deps.billing.finalize(bill.id));
-    if (bill.status === 'draft') await audit(db, principal, { action: 'bill.finalize', entityType: 'bill', entityId: bill.id, tenantId: bill.tenantId, details: { total: done.total, currency: done.currency } });
+    if (bill.status === 'draft') {
+      await audit(db, principal, { action: 'bill.finalize', entityType: 'bill', entityId: bill.id, tenantId: bill.tenantId, details: { total: done.total, currency: done.currency } });
+      await announce(done);
+    }
     return storedOut(done);
   };
   const markPaid = async (principal: Principal, id: string, paidAt: string | undefined): Promise<BillOut> => {
     const bill = await visibleBill(deps, principal, id);
     const done = await billing(() => deps.billing.markPaid(bill.id, paidAt ? new Date(paidAt) : deps.now()));
-    if (bill.status === 'final') await audit(db, principal, { action: 'bill.mark_paid', entityType: 'bill', entityId: bill.id, tenantId: bill.tenantId, details: { paid_at: done.paidAt } });
+    if (bill.status === 'final') {
+      await audit(db, principal, { action: 'bill.mark_paid', entityType: 'bill', entityId: bill.id, tenantId: bill.tenantId, details: { paid_at: done.paidAt } });
+      await announce(done);
+    }
     return storedOut(done);
   };
   const document = async (principal: Principal, id: string, kind: 'csv' | 'pdf'): Promise<Reply> => {

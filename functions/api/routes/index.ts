@@ -1,6 +1,7 @@
 /** Every route of the API, and what they need. */
 import type { Logger } from 'pino';
 import type { ArtifactStore } from '../../../src/api/artifacts.js';
+import type { EventSender } from '../../../src/api/events.js';
 import type { KeyStore } from '../../../src/api/keys.js';
 import type { AnyRoute } from '../../../src/api/route.js';
 import type { Db } from '../../../src/adapters/postgres.js';
@@ -33,6 +34,8 @@ export interface ApiDeps {
   forecaster: Forecaster;
   collector: Collector;
   artifacts: ArtifactStore;
+  /** The Broker, for events the API causes (bill.generated of bills finalized or paid here). */
+  events: EventSender;
   now: () => Date;
 }
 
