@@ -120,7 +120,7 @@ const walkAndTotals = (rows: string): string => `
       JOIN seg s ON s.seg_key = c.seg_key
     WINDOW w AS (PARTITION BY c.seg_key ORDER BY c.start, sv.name COLLATE "C", c.arch COLLATE "C", c.spot, c.piece ROWS UNBOUNDED PRECEDING)
   ),
-  walked AS (
+  walked AS MATERIALIZED (
     SELECT seg_key, service_id, arch, spot, piece,
            sum(least(inv, greatest(free_inv - inv_before, 0))) AS free_inv,
            sum(least(mb_ms, greatest(free_mb_ms - mb_ms_before, 0))) AS free_mb_ms,
@@ -140,7 +140,7 @@ const walkAndTotals = (rows: string): string => `
     JOIN seg s ON s.seg_key = t.seg_key
     JOIN services sv ON sv.id = t.service_id
     LEFT JOIN walked w ON w.seg_key = t.seg_key AND w.service_id = t.service_id
-     AND w.arch IS NOT DISTINCT FROM t.arch AND w.spot = t.spot AND w.piece IS NOT DISTINCT FROM t.piece`;
+     AND coalesce(w.arch, '') = coalesce(t.arch, '') AND w.spot = t.spot AND coalesce(w.piece, -1) = coalesce(t.piece, -1)`;
 
 /** The common case: every window of the segment comes straight from usage_aggregate. */
 const fastSql = (): string => `WITH ${SEGMENTS}, agg AS (${AGGREGATE_ROWS}), ${walkAndTotals('agg')}`;
