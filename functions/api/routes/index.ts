@@ -12,6 +12,7 @@ import type { Forecaster } from '../../../src/stages/forecast.js';
 import { adminRoutes } from './admin.js';
 import { billingRoutes } from './billing.js';
 import { budgetRoutes } from './budgets.js';
+import { dashboardRoutes } from './dashboard.js';
 import { forecastRoutes } from './forecast.js';
 import { metricsRoutes } from './metrics.js';
 import { planRoutes, simulateRoute } from './plans.js';
@@ -45,6 +46,7 @@ export const allRoutes = (deps: ApiDeps): AnyRoute[] => [
   ...billingRoutes(deps),
   ...budgetRoutes(deps),
   ...forecastRoutes(deps),
+  ...dashboardRoutes(deps),
   ...webhookRoutes(deps),
   ...adminRoutes(deps),
 ];
