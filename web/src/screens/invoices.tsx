@@ -12,7 +12,7 @@ export function InvoicesScreen({ ctx, params }: ScreenProps) {
   const [bills, reload] = useLoad(async () => (tenant ? ctx.api.all<BillSummary>('/bills', { tenant_id: tenant.id, limit: 100 }, 5) : []), [tenant?.id]);
   if (!tenant) return <Empty>No tenants yet. Create one under Operators.</Empty>;
   return (
-    <div class="invoices columns">
+    <div class="invoices">
       <section aria-labelledby="bills-title">
         <h2 id="bills-title">Bills</h2>
         {ctx.role === 'admin' && <GenerateDraft ctx={ctx} onDone={reload} />}
@@ -163,7 +163,6 @@ function BillDetail({ ctx, id, timezone, onChange }: { ctx: Ctx; id: string; tim
             <table data-testid="line-items">
               <thead>
                 <tr>
-                  <th scope="col">Service</th>
                   <th scope="col">Item</th>
                   <th scope="col" class="num">Billable</th>
                   <th scope="col" class="num">Unit price</th>
@@ -173,7 +172,6 @@ function BillDetail({ ctx, id, timezone, onChange }: { ctx: Ctx; id: string; tim
               <tbody>
                 {bill.line_items.map((l, i) => (
                   <tr key={i}>
-                    <td>{l.service}</td>
                     <td>{l.description}</td>
                     <td class="num">
                       {formatNumber(l.billable_quantity, 3)} {l.unit}
