@@ -40,18 +40,18 @@ interface PageElement {
 declare const document: { querySelectorAll(selector: string): ArrayLike<PageElement>; documentElement: { scrollWidth: number } };
 declare const window: { innerWidth: number; sessionStorage: { getItem(key: string): string | null }; localStorage: { length: number } };
 
-/** Pixels of a chart's canvas close to its first series' colour: a drawn line, not axes or a blank canvas. */
+/** Pixels of a chart's canvas close to one of its series' colours: drawn lines, not axes or a blank canvas. */
 async function seriesPixels(page: Page, chartIndex: number): Promise<{ points: number; pixels: number }> {
   return page.evaluate((index) => {
     const holder = document.querySelectorAll('[data-testid="chart"]')[index];
     const canvas = holder?.querySelector('canvas');
-    const color = holder?.dataset.color ?? '#000000';
     if (!holder || !canvas) return { points: -1, pixels: 0 };
-    const [r, g, b] = [1, 3, 5].map((i) => parseInt(color.slice(i, i + 2), 16)) as [number, number, number];
+    const colors = (holder.dataset.colors ?? '').split(' ').map((c) => [1, 3, 5].map((i) => parseInt(c.slice(i, i + 2), 16)));
     const data = canvas.getContext('2d')?.getImageData(0, 0, canvas.width, canvas.height).data ?? new Uint8ClampedArray();
     let pixels = 0;
     for (let i = 0; i < data.length; i += 4) {
-      if (Math.abs((data[i] ?? 0) - r) < 40 && Math.abs((data[i + 1] ?? 0) - g) < 40 && Math.abs((data[i + 2] ?? 0) - b) < 40 && (data[i + 3] ?? 0) > 200) pixels++;
+      const [r, g, b, a] = [data[i] ?? 0, data[i + 1] ?? 0, data[i + 2] ?? 0, data[i + 3] ?? 0];
+      if (a > 200 && colors.some(([cr = -1, cg = -1, cb = -1]) => Math.abs(r - cr) < 40 && Math.abs(g - cg) < 40 && Math.abs(b - cb) < 40)) pixels++;
     }
     return { points: Number(holder.dataset.points), pixels };
   }, chartIndex);
@@ -65,7 +65,7 @@ async function assertChartsDrawn(page: Page, expected: number): Promise<void> {
   for (let i = 0; i < count; i++) {
     const { points, pixels } = await seriesPixels(page, i);
     assert.ok(points > 0, `chart ${i} has no data points`);
-    assert.ok(pixels > 50, `chart ${i} draws no series line (${pixels} pixels of its colour)`);
+    assert.ok(pixels > 50, `chart ${i} draws no series line (${pixels} pixels of its colours)`);
   }
 }
 
@@ -139,6 +139,11 @@ describe('web dashboard in Chromium (npm run demo -- --serve)', function () {
 
     browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs });
     admin = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+  });
+
+  afterEach(async function () {
+    // A failed step leaves a picture of what the page showed.
+    if (this.currentTest?.state === 'failed' && page) await shoot(page, `failed-${(this.currentTest.title.split(':')[0] ?? 'step').replace(/\W+/g, '-')}`);
   });
 
   after(async () => {
@@ -262,6 +267,21 @@ describe('web dashboard in Chromium (npm run demo -- --serve)', function () {
     assert.ok(cards.some((c) => c.includes('browser-tiered v1')), 'the new plan is simulated');
     assert.ok(cards.every((c) => /\$[\d,]+\.\d\d/.test(c)), 'each plan has a total in dollars');
     await shoot(page, '07-plans-simulator');
+
+    await page.getByTestId('assign-tenant').selectOption({ label: 'Acme Corp (USD)' });
+    await page.getByTestId('assign-plan').selectOption({ label: 'browser-tiered v1' });
+    // This month's bill was finalized above, so the change starts next month.
+    const today = new Date();
+    const nextMonth = new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth() + 1, 2)).toISOString().slice(0, 10);
+    await page.getByTestId('assign-from').fill(nextMonth);
+    await page.getByRole('button', { name: 'Assign', exact: true }).click();
+    await page.getByRole('status').filter({ hasText: `Assigned from ${nextMonth} (America/New_York) on` }).waitFor();
+    const current = await fetch(`${baseUrl}/api/v1/tenants/acme/pricing-plan`, { headers: { authorization: `Bearer ${adminKey}` } });
+    const history = ((await current.json()) as { history: { plan_name: string; effective_from: string }[] }).history;
+    assert.ok(
+      history.some((h) => h.plan_name === 'browser-tiered' && h.effective_from.startsWith(nextMonth)),
+      JSON.stringify(history),
+    );
   });
 
   it('Functions: every revision with its status, linked to its usage', async () => {
@@ -281,6 +301,21 @@ describe('web dashboard in Chromium (npm run demo -- --serve)', function () {
     await page.getByTestId('audit').waitFor();
     await page.locator('[data-testid="dead-letters"], .state.empty:has-text("No dead letters")').waitFor();
     assert.ok((await page.locator('[data-testid="tenants"] tbody tr').count()) >= 3, 'the demo tenants are listed');
+    await page.getByTestId('tenant-name').fill('Browser Test GmbH');
+    await page.getByTestId('tenant-slug').fill('browser-gmbh');
+    await page.getByTestId('tenant-currency').fill('EUR');
+    await page.getByTestId('tenant-timezone').fill('Europe/Berlin');
+    await page.getByRole('button', { name: 'Create tenant' }).click();
+    await page.getByTestId('tenants').getByText('browser-gmbh').waitFor();
+    // The new tenant can be picked at once, and its empty screens say what to do.
+    await page.getByLabel('Tenant', { exact: true }).selectOption({ label: 'Browser Test GmbH (EUR, Europe/Berlin)' });
+    await page.goto(`${baseUrl}/#/overview`);
+    await page.getByText('No usage in the last 30 days').waitFor();
+    assert.match(await page.getByTestId('mtd').innerText(), /not priced yet/);
+    await shoot(page, '09-empty-tenant-overview');
+    await page.getByLabel('Tenant', { exact: true }).selectOption({ label: 'Acme Corp (USD, America/New_York)' });
+    await page.goto(`${baseUrl}/#/operators`);
+    await page.getByTestId('audit').waitFor();
     await page.getByTestId('key-name').fill('browser tenant key');
     await page.getByTestId('key-tenant').selectOption({ label: 'Acme Corp' });
     await page.getByRole('button', { name: 'Create key' }).click();
@@ -291,7 +326,7 @@ describe('web dashboard in Chromium (npm run demo -- --serve)', function () {
     await page.getByTestId('audit').getByText('api_key.create').waitFor();
     const audit = await page.getByTestId('audit').innerText();
     for (const action of ['api_key.create', 'bill.mark_paid', 'bill.finalize', 'plan.create']) assert.ok(audit.includes(action), `${action} in the audit log`);
-    await shoot(page, '09-operators');
+    await shoot(page, '10-operators');
     await page.getByRole('button', { name: 'I have copied it' }).click();
     assert.equal(await page.getByTestId('new-key').count(), 0, 'the key is not shown again');
   });
@@ -312,7 +347,7 @@ describe('web dashboard in Chromium (npm run demo -- --serve)', function () {
       await tenantPage.getByRole('alert').filter({ hasText: 'sign in with an admin key' }).waitFor();
       assert.equal(await tenantPage.getByTestId('plans').count() + (await tenantPage.getByTestId('keys').count()), 0);
     }
-    await shoot(tenantPage, '10-tenant-key-refused');
+    await shoot(tenantPage, '11-tenant-key-refused');
     const status = await tenantPage.evaluate(async (key) => (await fetch('/api/v1/api-keys', { headers: { authorization: `Bearer ${key}` } })).status, tenantKey);
     assert.equal(status, 403);
     await context.close();
@@ -327,6 +362,6 @@ describe('web dashboard in Chromium (npm run demo -- --serve)', function () {
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `${screen} is ${overflow}px wider than the window`);
     }
-    await shoot(page, '11-laptop-width-operators');
+    await shoot(page, '12-laptop-width-operators');
   });
 });

@@ -122,8 +122,19 @@ export function App() {
   const ctx = useMemo<Ctx | null>(() => {
     if (!session) return null;
     const tenant = session.tenants.find((t) => t.id === (route.params.tenant ?? tenantId)) ?? session.tenants[0] ?? null;
-    return { api: session.api, role: session.role, tenants: session.tenants, tenant, now: () => new Date() };
+    const reloadTenants = (): void => {
+      session.api.get<{ items: Tenant[] }>('/tenants', { limit: 500 }).then(
+        (r) => setSession({ ...session, tenants: r.items }),
+        () => undefined,
+      );
+    };
+    return { api: session.api, role: session.role, tenants: session.tenants, tenant, now: () => new Date(), reloadTenants };
   }, [session, tenantId, route.params.tenant]);
+
+  // A new screen moves the focus to its content (keyboard and screen-reader users start there).
+  useEffect(() => {
+    if (session) document.getElementById('main')?.focus();
+  }, [route.screen, session]);
 
   if (!session || !ctx) {
     if (restoring && !loginReason) return <Loading what="your session" />;

@@ -59,7 +59,7 @@ export interface ChartSeries {
 /**
  * A time-series chart (uPlot, canvas) that follows its container's width. `x` is seconds since
  * the epoch; `timeZone` is the zone of the axis labels. data-points (instants drawn) and
- * data-color (the first series' stroke) let a test check the canvas really shows the data.
+ * data-colors (the series' strokes) let a test check the canvas really shows the data.
  */
 export function TimeChart({ title, x, series, timeZone, height = 240, yLabel }: { title: string; x: number[]; series: ChartSeries[]; timeZone: string; height?: number; yLabel?: string }) {
   const holder = useRef<HTMLDivElement>(null);
@@ -86,7 +86,7 @@ export function TimeChart({ title, x, series, timeZone, height = 240, yLabel }: 
   return (
     <figure class="chart">
       <figcaption>{title}</figcaption>
-      <div ref={holder} role="img" aria-label={`${title}: ${x.length} points`} data-points={x.length} data-color={series[0]?.color} data-testid="chart" />
+      <div ref={holder} role="img" aria-label={`${title}: ${x.length} points`} data-points={x.length} data-colors={series.map((s) => s.color).join(' ')} data-testid="chart" />
     </figure>
   );
 }

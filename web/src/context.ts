@@ -12,6 +12,8 @@ export interface Ctx {
   tenant: Tenant | null;
   /** Current instant (screens compute periods from it). */
   now: () => Date;
+  /** Reads the tenant list again (after a tenant is created). */
+  reloadTenants: () => void;
 }
 
 export interface ScreenProps {

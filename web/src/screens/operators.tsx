@@ -46,6 +46,7 @@ export function OperatorsScreen({ ctx }: ScreenProps) {
   return (
     <div class="operators">
       <TenantsTable tenants={ctx.tenants} />
+      <CreateTenant ctx={ctx} onChange={changed} />
       <Keys ctx={ctx} onChange={changed} />
       <Audit ctx={ctx} changes={changes} />
       <DeadLetters ctx={ctx} />
@@ -82,6 +83,44 @@ function TenantsTable({ tenants }: { tenants: Tenant[] }) {
         <Empty>No tenants. Create one with POST /api/v1/tenants.</Empty>
       )}
     </section>
+  );
+}
+
+function CreateTenant({ ctx, onChange }: { ctx: Ctx; onChange: () => void }) {
+  const [fields, setFields] = useState({ name: '', slug: '', currency: 'USD', timezone: 'UTC' });
+  const [message, setMessage] = useState<string | null>(null);
+  const create = (event: Event): void => {
+    event.preventDefault();
+    setMessage('Creating…');
+    ctx.api.post<Tenant>('/tenants', fields).then(
+      (tenant) => {
+        setMessage(`Created ${tenant.name}: its usage events carry tenant_id "${tenant.slug}".`);
+        setFields({ name: '', slug: '', currency: fields.currency, timezone: fields.timezone });
+        ctx.reloadTenants();
+        onChange();
+      },
+      (err: unknown) => setMessage(problemText(err)),
+    );
+  };
+  const field = (name: keyof typeof fields, label: string, hint: string) => (
+    <label>
+      {label}
+      <input value={fields[name]} onInput={(e) => setFields({ ...fields, [name]: e.currentTarget.value })} placeholder={hint} required data-testid={`tenant-${name}`} />
+    </label>
+  );
+  return (
+    <form class="inline" onSubmit={create} aria-label="Create a tenant">
+      {field('name', 'Name', 'Acme Corp')}
+      {field('slug', 'Slug (tenant_id in events)', 'acme')}
+      {field('currency', 'Currency', 'USD')}
+      {field('timezone', 'Time zone (IANA)', 'Europe/Berlin')}
+      <button type="submit">Create tenant</button>
+      {message && (
+        <span role="status" class="help">
+          {message}
+        </span>
+      )}
+    </form>
   );
 }
 

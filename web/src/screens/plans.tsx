@@ -3,6 +3,7 @@
  * billed gets a new version), a tier editor with validation, assignment to a tenant, and the
  * simulator: one tenant's period priced under several plans side by side.
  */
+import { DateTime } from 'luxon';
 import { useState } from 'preact/hooks';
 import { problemText, type Plan } from '../api.ts';
 import { Async, Empty } from '../components.tsx';
@@ -78,7 +79,7 @@ function PlanTable({ plans }: { plans: Plan[] }) {
               {p.tenant_id && <span class="tag">private</span>}
             </td>
             <td>{p.currency}</td>
-            <td class="num">{formatUnitPrice(p.price_per_invocation, p.currency)}</td>
+            <td class="num">{p.charge_models.invocations ? 'by tiers' : formatUnitPrice(p.price_per_invocation, p.currency)}</td>
             <td class="num">{formatUnitPrice(p.price_per_gb_s, p.currency)}</td>
             <td class="num">{p.free_tier_invocations}</td>
             <td class="num">{p.free_tier_gb_s}</td>
@@ -240,22 +241,26 @@ function AssignPlan({ ctx, plans }: { ctx: Ctx; plans: Plan[] }) {
   const tenant = ctx.tenants.find((t) => t.id === tenantId);
   const candidates = plans.filter((p) => p.active && (!tenant || p.currency === tenant.currency));
   const [planId, setPlanId] = useState('');
+  const [from, setFrom] = useState('');
   const [message, setMessage] = useState<string | null>(null);
   const assign = (event: Event): void => {
     event.preventDefault();
     setMessage('Assigning…');
-    ctx.api.put(`/tenants/${tenantId}/pricing-plan`, { pricing_plan_id: planId }).then(
-      () => setMessage('Assigned from now on; earlier usage keeps its plan.'),
+    // A day is the tenant's local midnight; empty is now.
+    const effectiveFrom = from && tenant ? DateTime.fromISO(from, { zone: tenant.timezone }).toISO({ suppressMilliseconds: true }) : null;
+    ctx.api.put(`/tenants/${tenantId}/pricing-plan`, { pricing_plan_id: planId, ...(effectiveFrom ? { effective_from: effectiveFrom } : {}) }).then(
+      () => setMessage(`Assigned from ${from ? `${from} (${tenant?.timezone ?? 'UTC'})` : 'now'} on; earlier usage keeps its plan.`),
       (err: unknown) => setMessage(problemText(err)),
     );
   };
   return (
     <section aria-labelledby="assign-title" class="card">
       <h2 id="assign-title">Assign a plan</h2>
-      <form onSubmit={assign} aria-label="Assign a plan to a tenant">
+      <p class="help">A month whose bill is final keeps its plan: a change then starts after it.</p>
+      <form class="inline" onSubmit={assign} aria-label="Assign a plan to a tenant">
         <label>
           Tenant
-          <select value={tenantId} onChange={(e) => setTenantId(e.currentTarget.value)} required>
+          <select value={tenantId} onChange={(e) => setTenantId(e.currentTarget.value)} required data-testid="assign-tenant">
             {ctx.tenants.map((t) => (
               <option key={t.id} value={t.id}>
                 {t.name} ({t.currency})
@@ -265,7 +270,7 @@ function AssignPlan({ ctx, plans }: { ctx: Ctx; plans: Plan[] }) {
         </label>
         <label>
           Plan
-          <select value={planId} onChange={(e) => setPlanId(e.currentTarget.value)} required>
+          <select value={planId} onChange={(e) => setPlanId(e.currentTarget.value)} required data-testid="assign-plan">
             <option value="">choose a plan in {tenant?.currency ?? 'its currency'}</option>
             {candidates.map((p) => (
               <option key={p.id} value={p.id}>
@@ -273,6 +278,10 @@ function AssignPlan({ ctx, plans }: { ctx: Ctx; plans: Plan[] }) {
               </option>
             ))}
           </select>
+        </label>
+        <label>
+          From (empty: now)
+          <input type="date" value={from} onInput={(e) => setFrom(e.currentTarget.value)} data-testid="assign-from" />
         </label>
         <button type="submit" disabled={!tenantId || !planId}>
           Assign
@@ -314,7 +323,7 @@ function Simulator({ ctx, plans }: { ctx: Ctx; plans: Plan[] }) {
   return (
     <section aria-labelledby="simulator-title" class="card">
       <h2 id="simulator-title">Simulator</h2>
-      <form onSubmit={simulate} aria-label="Simulate a bill under each plan">
+      <form class="inline" onSubmit={simulate} aria-label="Simulate a bill under each plan">
         <label>
           Tenant
           <select value={tenantId} onChange={(e) => setTenantId(e.currentTarget.value)} data-testid="sim-tenant">
