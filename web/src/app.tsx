@@ -50,6 +50,7 @@ async function openSession(key: string): Promise<Session> {
   return { api, role, tenants };
 }
 
+/** The login screen: a key of the right shape that the API accepts opens the session. */
 function Login({ onSession, reason }: { onSession: (session: Session, key: string) => void; reason: string | null }) {
   const [key, setKey] = useState('');
   const [error, setError] = useState<string | null>(reason);
@@ -102,6 +103,7 @@ function useHashRoute() {
   return parseRoute(hash);
 }
 
+/** The whole dashboard: login until a key works, then the screens. */
 export function App() {
   const [session, setSession] = useState<Session | null>(null);
   const [restoring, setRestoring] = useState(() => loadKey(sessionStorage) !== null);
@@ -157,7 +159,7 @@ export function App() {
   };
   const visible = (Object.keys(titles) as Screen[]).filter((s) => ctx.role === 'admin' || !adminScreens.includes(s));
   const forbidden = ctx.role !== 'admin' && adminScreens.includes(route.screen);
-  const Screen = { overview: OverviewScreen, usage: UsageScreen, invoices: InvoicesScreen, plans: PlansScreen, functions: FunctionsScreen, operators: OperatorsScreen }[route.screen];
+  const Current = { overview: OverviewScreen, usage: UsageScreen, invoices: InvoicesScreen, plans: PlansScreen, functions: FunctionsScreen, operators: OperatorsScreen }[route.screen];
 
   return (
     <div class="shell">
@@ -205,7 +207,7 @@ export function App() {
         {forbidden ? (
           <ErrorState error={new Error(`${titles[route.screen]} is for operators: sign in with an admin key to open it.`)} />
         ) : (
-          <Screen key={`${route.screen}-${ctx.tenant?.id ?? ''}`} ctx={ctx} params={route.params} />
+          <Current key={`${route.screen}-${ctx.tenant?.id ?? ''}`} ctx={ctx} params={route.params} />
         )}
       </main>
     </div>

@@ -6,6 +6,7 @@ import 'uplot/dist/uPlot.min.css';
 import { problemText } from './api.ts';
 import type { Loaded } from './hooks.ts';
 
+/** A loading line, announced politely to screen readers. */
 export function Loading({ what }: { what: string }) {
   return (
     <p class="state" role="status" aria-live="polite">
@@ -14,6 +15,7 @@ export function Loading({ what }: { what: string }) {
   );
 }
 
+/** An error in words that say what to do, with a retry when one makes sense. */
 export function ErrorState({ error, retry }: { error: unknown; retry?: () => void }) {
   return (
     <div class="state error" role="alert">
@@ -27,6 +29,7 @@ export function ErrorState({ error, retry }: { error: unknown; retry?: () => voi
   );
 }
 
+/** An empty state (say why it is empty and what fills it). */
 export function Empty({ children }: { children: ComponentChildren }) {
   return <div class="state empty">{children}</div>;
 }
@@ -38,6 +41,7 @@ export function Async<T>({ loaded, what, retry, ready }: { loaded: Loaded<T>; wh
   return <>{ready(loaded.data)}</>;
 }
 
+/** One headline figure with its label and a note. */
 export function Figure({ label, value, note, testId }: { label: string; value: ComponentChildren; note?: ComponentChildren; testId?: string }) {
   return (
     <div class="figure" data-testid={testId}>

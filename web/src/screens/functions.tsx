@@ -8,6 +8,7 @@ import { revisionStatuses, routeHash, type UsageWindow } from '../state.ts';
 
 const SPAN_MS = 24 * 3_600_000;
 
+/** The Functions screen of the selected tenant. */
 export function FunctionsScreen({ ctx }: ScreenProps) {
   const tenant = ctx.tenant;
   const [loaded, reload] = useLoad(async () => {

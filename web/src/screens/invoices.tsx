@@ -7,6 +7,7 @@ import { formatDateTime, formatMoney, formatNumber, formatPeriod, formatUnitPric
 import { useLoad } from '../hooks.ts';
 import { routeHash } from '../state.ts';
 
+/** The Invoices screen; the open bill is the `bill` parameter of the hash. */
 export function InvoicesScreen({ ctx, params }: ScreenProps) {
   const tenant = ctx.tenant;
   const [bills, reload] = useLoad(async () => (tenant ? ctx.api.all<BillSummary>('/bills', { tenant_id: tenant.id, limit: 100 }, 5) : []), [tenant?.id]);

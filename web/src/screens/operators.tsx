@@ -39,6 +39,7 @@ interface DeadLetter {
 /** Operators see times in UTC (tenants span zones). */
 const utc = 'UTC';
 
+/** The Operators screen (admin keys only). */
 export function OperatorsScreen({ ctx }: ScreenProps) {
   // Bumped by every change made here, so the audit log shows it.
   const [changes, setChanges] = useState(0);

@@ -16,12 +16,14 @@ interface OverviewData {
   budget: Budget | null;
 }
 
-const orNull = <T,>(promise: Promise<T>, status: number): Promise<T | null> =>
+/** The answer, or null when the API says there is nothing (one of `statuses`); other errors stay errors. */
+const orNull = <T,>(promise: Promise<T>, statuses: readonly number[]): Promise<T | null> =>
   promise.catch((err: unknown) => {
-    if (err instanceof ApiProblem && err.status === status) return null;
+    if (err instanceof ApiProblem && statuses.includes(err.status)) return null;
     throw err;
   });
 
+/** The Overview screen of the selected tenant. */
 export function OverviewScreen({ ctx }: ScreenProps) {
   const tenant = ctx.tenant;
   const [loaded, reload] = useLoad<OverviewData | null>(async () => {
@@ -29,10 +31,10 @@ export function OverviewScreen({ ctx }: ScreenProps) {
     const last = samePointLastMonth(ctx.now(), tenant.timezone);
     const [dashboard, lastMonth, forecasts, budget] = await Promise.all([
       ctx.api.get<DashboardData>(`/usage/dashboard/${tenant.id}`, { days: 30 }),
-      // A period without usage or plan is a 409/422 for a preview: no comparison then.
-      ctx.api.post<Bill>('/billing/calculate', { tenant_id: tenant.id, period_start: last.start.toISOString(), period_end: last.end.toISOString() }).catch(() => null),
+      // No plan for last month (409) or a period the API cannot price (422): no comparison then.
+      orNull(ctx.api.post<Bill>('/billing/calculate', { tenant_id: tenant.id, period_start: last.start.toISOString(), period_end: last.end.toISOString() }), [409, 422]),
       ctx.api.get<{ items: StoredForecast[] }>(`/tenants/${tenant.id}/forecasts`).then((r) => r.items),
-      orNull(ctx.api.get<Budget>(`/tenants/${tenant.id}/budget`), 404),
+      orNull(ctx.api.get<Budget>(`/tenants/${tenant.id}/budget`), [404]),
     ]);
     return { dashboard, lastMonth, forecasts, budget };
   }, [tenant?.id]);

@@ -12,6 +12,7 @@ import { formatMoney, formatUnitPrice } from '../format.ts';
 import { useLoad } from '../hooks.ts';
 import { routeHash, tierProblems, tiersForApi, type TierDraft } from '../state.ts';
 
+/** The Plans screen (admin keys only); the plan being edited is the `plan` parameter (`new` for a new one). */
 export function PlansScreen({ ctx, params }: ScreenProps) {
   const [plans, reload] = useLoad(() => ctx.api.get<{ items: Plan[] }>('/pricing/plans').then((r) => r.items), []);
   const editing = params.plan;

@@ -21,6 +21,7 @@ const charts: { title: string; metrics: UsageMetric[] }[] = [
 ];
 const colors: Record<UsageMetric, string> = { invocations: '#1f5fa8', gb_s: '#2d7d46', p50_ms: '#6a4c93', p95_ms: '#b5452b', memory_mb: '#8a6d00', cold_starts: '#0f7c8c', errors: '#b3261e' };
 
+/** The Usage explorer screen; its filters live in the URL hash (window, service, revision, compare). */
 export function UsageScreen({ ctx, params }: ScreenProps) {
   const tenant = ctx.tenant;
   const size = (['5m', '1h', '1d'].includes(params.window ?? '') ? params.window : '1h') as WindowSize;
