@@ -37,7 +37,12 @@ interface PageElement {
   getAttribute(name: string): string | null;
   querySelector(selector: string): PageCanvas | null;
 }
-declare const document: { querySelectorAll(selector: string): ArrayLike<PageElement>; documentElement: { scrollWidth: number } };
+declare const document: {
+  querySelectorAll(selector: string): ArrayLike<PageElement>;
+  querySelector(selector: string): { textContent: string | null } | null;
+  documentElement: { scrollWidth: number };
+  activeElement: { textContent: string | null } | null;
+};
 declare const window: { innerWidth: number; sessionStorage: { getItem(key: string): string | null }; localStorage: { length: number } };
 
 /** Pixels of a chart's canvas close to one of its series' colours: drawn lines, not axes or a blank canvas. */
@@ -100,6 +105,7 @@ describe('web dashboard in Chromium (npm run demo -- --serve)', function () {
   let admin: BrowserContext;
   let page: Page;
   let baseUrl: string;
+  let brokerUrl: string;
   const adminKey = generateKey().key;
   let tenantKey = '';
 
@@ -113,11 +119,13 @@ describe('web dashboard in Chromium (npm run demo -- --serve)', function () {
     await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(root, 'scripts', 'build-web.ts')], { cwd: root });
 
     const apiPort = await freePort();
+    const brokerPort = await freePort();
+    brokerUrl = `http://127.0.0.1:${brokerPort}`;
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       API_ADMIN_KEY: adminKey,
       LOCAL_API_PORT: String(apiPort),
-      LOCAL_BROKER_PORT: String(await freePort()),
+      LOCAL_BROKER_PORT: String(brokerPort),
       EMBEDDED_PG_PORT: String(await freePort()),
       LOCAL_FUNCTIONS_PORT: String(await freePortRange(functionNames.length)),
       LOCAL_DATA_DIR: 'memory',
@@ -165,7 +173,14 @@ describe('web dashboard in Chromium (npm run demo -- --serve)', function () {
     await login.getByRole('alert').filter({ hasText: 'does not look like an API key' }).waitFor();
     await shoot(login, '01-login');
     await login.close();
-    page = await signIn(admin, baseUrl, adminKey);
+    // By keyboard: the key field, Enter; then the first Tab stop is the skip link to the content.
+    page = await admin.newPage();
+    await page.goto(`${baseUrl}/`);
+    await page.getByLabel('API key').fill(adminKey);
+    await page.getByLabel('API key').press('Enter');
+    await page.getByRole('navigation', { name: 'Screens' }).waitFor();
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent ?? ''), 'Skip to content');
     assert.equal(await page.getByTestId('role').innerText(), 'admin key');
     // The key is kept for the tab only.
     assert.equal(await page.evaluate(() => window.sessionStorage.getItem('faasbilling.apiKey')), adminKey);
@@ -206,6 +221,41 @@ describe('web dashboard in Chromium (npm run demo -- --serve)', function () {
     assert.ok(Number(await page.locator('[data-testid="chart"]').first().getAttribute('data-points')) !== all || all > 0);
     assert.deepEqual(await unlabelledControls(page), []);
     await shoot(page, '04-usage-filtered-compared');
+  });
+
+  it('Usage explorer, live: usage sent to the broker while it watches appears without a reload', async () => {
+    // A fresh load (the session survives in the tab), so the total read below is this view's.
+    await page.goto(`${baseUrl}/#/usage?window=5m`);
+    await page.reload();
+    const total = page.getByTestId('total-invocations').locator('.figure-value');
+    await total.waitFor();
+    const before = Number((await total.innerText()).replace(/\D/g, ''));
+    await page.getByTestId('live').check();
+    // A usage event of 4321 invocations of a new service, into the broker as a workload sends it;
+    // then save and aggregate ticks (what the PingSources do every minute and five minutes).
+    const sent = await fetch(`${brokerUrl}/`, {
+      method: 'POST',
+      headers: {
+        'ce-specversion': '1.0',
+        'ce-type': 'faasbilling.usage.v1',
+        'ce-source': '/browser/live',
+        'ce-id': `live-${Date.now()}`,
+        'ce-time': new Date(Date.now() - 60_000).toISOString(),
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ tenant_id: 'acme', service: 'live-check', revision: 'live-check-00001', invocations: 4321, duration_ms: 4321 * 20, memory_mb: 128, cold_start: false }),
+    });
+    assert.equal(sent.status, 202, await sent.text());
+    for (const tick of ['save-flush-tick', 'aggregate-tick']) {
+      const fired = await fetch(`${brokerUrl}/_local/pingsources/${tick}`, { method: 'POST' });
+      assert.ok(fired.ok, `${tick}: ${fired.status}`);
+    }
+    await page.waitForFunction(
+      (expected) => Number(document.querySelector('[data-testid="total-invocations"] .figure-value')?.textContent?.replace(/\D/g, '') ?? 0) >= expected,
+      before + 4321,
+      { timeout: 60_000 },
+    );
+    await page.getByTestId('live').uncheck();
   });
 
   it('Invoices: the demo’s draft opens with its line items, downloads as CSV and PDF, is finalized and marked paid', async () => {

@@ -100,9 +100,14 @@ export function Gauge({ share, label }: { share: number; label: string }) {
   const percent = Math.round(share * 100);
   const level = share >= 1 ? 'over' : share >= 0.8 ? 'near' : 'ok';
   return (
-    <div class="gauge" role="meter" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.min(percent, 100)} aria-label={label} data-level={level}>
-      <div class="gauge-fill" style={{ width: `${Math.min(100, percent)}%` }} />
-      <span class="gauge-text">{percent}%</span>
+    <div class="gauge-row">
+      <div class="gauge" role="meter" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.min(percent, 100)} aria-label={label} data-level={level}>
+        <div class="gauge-fill" style={{ width: `${Math.min(100, percent)}%` }} />
+      </div>
+      {/* Beside the bar, not on it: text on the coloured fill would lose its contrast. */}
+      <span class="gauge-text" aria-hidden="true">
+        {percent}%
+      </span>
     </div>
   );
 }

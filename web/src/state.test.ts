@@ -6,6 +6,7 @@ import {
   loadKey,
   parseRoute,
   previousRange,
+  recentRange,
   relativeChange,
   revisionStatuses,
   routeHash,
@@ -82,6 +83,14 @@ describe('dashboard state', () => {
       assert.equal(later.memory_mb, (128 * 30 + 512 * 10) / 40);
       assert.equal(later.cold_starts, 3);
       assert.equal(later.errors, 2);
+    });
+
+    it('the range reaches past now to the end of the window still filling', () => {
+      const now = new Date('2026-11-05T10:02:00Z');
+      const fiveMinutes = recentRange('5m', now);
+      assert.equal(fiveMinutes.start.toISOString(), '2026-11-05T04:02:00.000Z');
+      assert.equal(fiveMinutes.end.toISOString(), '2026-11-05T10:07:00.000Z');
+      assert.equal(recentRange('1d', now).end.toISOString(), '2026-11-06T10:02:00.000Z');
     });
 
     it('the compared period is the one just before, of the same length, and overlays the current axis', () => {

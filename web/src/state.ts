@@ -125,8 +125,13 @@ export interface TimeRange {
   end: Date;
 }
 
-/** The explorer's range: the last span of the window size, ending now. */
-export const recentRange = (size: WindowSize, now: Date): TimeRange => ({ start: new Date(now.getTime() - defaultSpanMs[size]), end: now });
+const windowMs: Record<WindowSize, number> = { '5m': 300_000, '1h': 3_600_000, '1d': 86_400_000 };
+
+/**
+ * The explorer's range: the last span of the window size, up to the end of the window still
+ * filling (the API returns windows that end by the range's end; a live view wants the current one).
+ */
+export const recentRange = (size: WindowSize, now: Date): TimeRange => ({ start: new Date(now.getTime() - defaultSpanMs[size]), end: new Date(now.getTime() + windowMs[size]) });
 
 /** The period just before `range`, of the same length (what "compare" overlays). */
 export function previousRange(range: TimeRange): TimeRange {

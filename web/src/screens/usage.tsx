@@ -112,7 +112,7 @@ export function UsageScreen({ ctx, params }: ScreenProps) {
           Compare with the period before
         </label>
         <label class="check">
-          <input type="checkbox" checked={live} onChange={(e) => setLive(e.currentTarget.checked)} />
+          <input type="checkbox" checked={live} onChange={(e) => setLive(e.currentTarget.checked)} data-testid="live" />
           Live (every 15 s)
         </label>
         <button type="button" onClick={reload}>
@@ -163,7 +163,7 @@ function UsageCharts({ current, compared, timezone, fetchedAt, range }: { curren
   return (
     <>
       <section class="figures" aria-label="Totals">
-        <Figure label="Invocations" value={formatNumber(invocations, 0)} {...(before !== null ? { note: `period before: ${formatNumber(before, 0)}` } : {})} />
+        <Figure testId="total-invocations" label="Invocations" value={formatNumber(invocations, 0)} {...(before !== null ? { note: `period before: ${formatNumber(before, 0)}` } : {})} />
         <Figure label="Billed GB-s" value={formatNumber(totalOf(current, 'gb_s'), 1)} {...(compared ? { note: `period before: ${formatNumber(totalOf(compared, 'gb_s'), 1)}` } : {})} />
         <Figure label="Cold starts" value={formatNumber(totalOf(current, 'cold_starts'), 0)} />
         <Figure label="Errors" value={formatNumber(totalOf(current, 'errors'), 0)} />
