@@ -41,7 +41,7 @@ declare const document: {
   querySelectorAll(selector: string): ArrayLike<PageElement>;
   querySelector(selector: string): { textContent: string | null } | null;
   documentElement: { scrollWidth: number };
-  activeElement: { textContent: string | null } | null;
+  activeElement: { textContent: string | null; id: string } | null;
 };
 declare const window: { innerWidth: number; sessionStorage: { getItem(key: string): string | null }; localStorage: { length: number } };
 
@@ -181,6 +181,9 @@ describe('web dashboard in Chromium (npm run demo -- --serve)', function () {
     await page.getByRole('navigation', { name: 'Screens' }).waitFor();
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate(() => document.activeElement?.textContent ?? ''), 'Skip to content');
+    await page.keyboard.press('Enter');
+    assert.equal(await page.evaluate(() => document.activeElement?.id ?? ''), 'main');
+    assert.match(page.url(), /\/(#\/overview)?$/, 'the skip link does not change the screen');
     assert.equal(await page.getByTestId('role').innerText(), 'admin key');
     // The key is kept for the tab only.
     assert.equal(await page.evaluate(() => window.sessionStorage.getItem('faasbilling.apiKey')), adminKey);

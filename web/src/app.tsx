@@ -163,7 +163,15 @@ export function App() {
 
   return (
     <div class="shell">
-      <a class="skip" href="#main">
+      {/* The app routes by hash, so the skip link moves the focus itself instead of going to #main. */}
+      <a
+        class="skip"
+        href="#main"
+        onClick={(e) => {
+          e.preventDefault();
+          document.getElementById('main')?.focus();
+        }}
+      >
         Skip to content
       </a>
       <header>
