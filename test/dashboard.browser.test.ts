@@ -403,6 +403,17 @@ describe('web dashboard in Chromium (npm run demo -- --serve)', function () {
     await shoot(tenantPage, '11-tenant-key-refused');
     const status = await tenantPage.evaluate(async (key) => (await fetch('/api/v1/api-keys', { headers: { authorization: `Bearer ${key}` } })).status, tenantKey);
     assert.equal(status, 403);
+
+    // Revoked while signed in: the next load says so on the login screen and forgets the key.
+    const keys = (await (await fetch(`${baseUrl}/api/v1/api-keys`, { headers: { authorization: `Bearer ${adminKey}` } })).json()) as { items: { id: string; prefix: string }[] };
+    const id = keys.items.find((k) => tenantKey.startsWith(`fbk_${k.prefix}_`))?.id;
+    assert.ok(id, 'the tenant key is listed');
+    assert.equal((await fetch(`${baseUrl}/api/v1/api-keys/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${adminKey}` } })).status, 200);
+    await tenantPage.reload();
+    await tenantPage.getByRole('alert').filter({ hasText: 'Your saved key no longer works' }).waitFor();
+    assert.match(await tenantPage.getByRole('alert').innerText(), /revoked/);
+    assert.equal(await tenantPage.evaluate(() => window.sessionStorage.getItem('faasbilling.apiKey')), null);
+    await shoot(tenantPage, '12-revoked-key');
     await context.close();
   });
 
@@ -415,6 +426,6 @@ describe('web dashboard in Chromium (npm run demo -- --serve)', function () {
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `${screen} is ${overflow}px wider than the window`);
     }
-    await shoot(page, '12-laptop-width-operators');
+    await shoot(page, '13-laptop-width-operators');
   });
 });

@@ -22,7 +22,7 @@ export class ApiProblem extends Error {
 export function problemText(err: unknown): string {
   if (!(err instanceof ApiProblem)) return err instanceof Error ? err.message : String(err);
   if (err.status === 0) return `The API did not answer (${err.detail}). Is \`npm start\` still running?`;
-  if (err.status === 401) return `${err.detail} — log out and sign in with a valid key.`;
+  if (err.status === 401) return `${err.detail} — sign in again with a valid key.`;
   if (err.status === 403) return `${err.detail} — this needs an admin key.`;
   return err.detail || err.title;
 }
