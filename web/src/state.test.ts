@@ -3,6 +3,7 @@ import {
   alignSeries,
   budgetUse,
   clearKey,
+  currentMonth,
   loadKey,
   parseRoute,
   previousRange,
@@ -127,6 +128,12 @@ describe('dashboard state', () => {
       const range = samePointLastMonth(new Date('2026-03-31T12:00:00Z'), 'UTC');
       assert.equal(range.start.toISOString(), '2026-02-01T00:00:00.000Z');
       assert.equal(range.end.toISOString(), '2026-03-01T00:00:00.000Z');
+    });
+
+    it('the current month is the tenant’s: already December in Tokyo while still November in New York', () => {
+      const now = new Date('2026-11-30T20:00:00Z');
+      assert.equal(currentMonth(now, 'Asia/Tokyo'), '2026-12');
+      assert.equal(currentMonth(now, 'America/New_York'), '2026-11');
     });
 
     it('relative change and budget use', () => {

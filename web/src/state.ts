@@ -175,6 +175,9 @@ export function samePointLastMonth(now: Date, timeZone: string): TimeRange {
   return { start: lastStart.toJSDate(), end: end.toJSDate() };
 }
 
+/** The calendar month (YYYY-MM) `now` falls in, in the tenant's zone (what the billing API calls a month). */
+export const currentMonth = (now: Date, timeZone: string): string => DateTime.fromJSDate(now, { zone: timeZone }).toFormat('yyyy-MM');
+
 /** Relative change from `before` to `after` (null when before is zero). */
 export function relativeChange(before: string | number, after: string | number): number | null {
   const b = Number(before);

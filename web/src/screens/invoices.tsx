@@ -5,7 +5,7 @@ import { Async, Empty } from '../components.tsx';
 import type { Ctx, ScreenProps } from '../context.ts';
 import { formatDateTime, formatMoney, formatNumber, formatPeriod, formatUnitPrice } from '../format.ts';
 import { useLoad } from '../hooks.ts';
-import { routeHash } from '../state.ts';
+import { currentMonth, routeHash } from '../state.ts';
 
 /** The Invoices screen; the open bill is the `bill` parameter of the hash. */
 export function InvoicesScreen({ ctx, params }: ScreenProps) {
@@ -62,9 +62,9 @@ export function InvoicesScreen({ ctx, params }: ScreenProps) {
 }
 
 function GenerateDraft({ ctx, onDone }: { ctx: Ctx; onDone: () => void }) {
-  const [month, setMonth] = useState(() => ctx.now().toISOString().slice(0, 7));
-  const [message, setMessage] = useState<string | null>(null);
   const tenant = ctx.tenant;
+  const [month, setMonth] = useState(() => currentMonth(ctx.now(), tenant?.timezone ?? 'UTC'));
+  const [message, setMessage] = useState<string | null>(null);
   if (!tenant) return null;
   const generate = (event: Event): void => {
     event.preventDefault();

@@ -10,7 +10,7 @@ import { Async, Empty } from '../components.tsx';
 import type { Ctx, ScreenProps } from '../context.ts';
 import { formatMoney, formatUnitPrice } from '../format.ts';
 import { useLoad } from '../hooks.ts';
-import { routeHash, tierProblems, tiersForApi, type TierDraft } from '../state.ts';
+import { currentMonth, routeHash, tierProblems, tiersForApi, type TierDraft } from '../state.ts';
 
 /** The Plans screen (admin keys only); the plan being edited is the `plan` parameter (`new` for a new one). */
 export function PlansScreen({ ctx, params }: ScreenProps) {
@@ -305,7 +305,7 @@ interface SimulationResult {
 
 function Simulator({ ctx, plans }: { ctx: Ctx; plans: Plan[] }) {
   const [tenantId, setTenantId] = useState(ctx.tenant?.id ?? '');
-  const [month, setMonth] = useState(() => ctx.now().toISOString().slice(0, 7));
+  const [month, setMonth] = useState(() => currentMonth(ctx.now(), ctx.tenant?.timezone ?? 'UTC'));
   const tenant = ctx.tenants.find((t) => t.id === tenantId);
   const candidates = plans.filter((p) => p.active && tenant && p.currency === tenant.currency);
   const [result, setResult] = useState<SimulationResult | null>(null);
