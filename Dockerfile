@@ -17,6 +17,9 @@ COPY functions ./functions
 COPY schema ./schema
 COPY scripts ./scripts
 RUN npx tsc -p tsconfig.build.json
+# The web dashboard (served by the API at /): Vite builds web/ into web/dist.
+COPY web ./web
+RUN npx tsx scripts/build-web.ts
 
 # ---- runtime: production dependencies and the compiled JavaScript only, as a non-root user
 FROM node:22-bookworm-slim AS runtime
@@ -25,6 +28,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# Where the compiled API looks for it (dist/functions/api → dist/web/dist).
+COPY --from=build /app/web/dist ./dist/web/dist
 # The node image's unprivileged user (uid/gid 1000), as the manifests' securityContext expects.
 USER 1000:1000
 ENV PORT=8080

@@ -10,7 +10,6 @@
  *   npm run demo -- --serve      keeps the system running afterwards (Ctrl-C stops it)
  *   npm run demo -- --days 3     a shorter simulated range (default 7)
  */
-import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { openBuffer } from '../src/adapters/buffer/index.js';
@@ -18,10 +17,12 @@ import { PlanStore, planColumns } from '../src/adapters/plans.js';
 import { createDb, type Db } from '../src/adapters/postgres.js';
 import { parsePlan, type PlanInput } from '../src/core/pricing/index.js';
 import { sortWeighted, weightedPercentileCont } from '../src/core/windows/index.js';
+import { prepareDashboardData } from '../src/demo/dashboard.js';
 import { replayEvents, progressBar } from '../src/demo/replay.js';
 import { formatDemoReport, type DemoReportLine, type DemoTenantReport } from '../src/demo/report.js';
 import { loadAzureTrace } from '../src/demo/trace.js';
 import { generateUsageEvents, planWorkload, simulatedRange, type WorkloadOptions } from '../src/demo/workload.js';
+import { freePort, freePortRange } from '../src/local/ports.js';
 import { startLocalSystem, type LocalSystem } from '../src/local/system.js';
 import { loadConfig } from '../src/runtime/config.js';
 import { createLogger } from '../src/runtime/logger.js';
@@ -54,40 +55,10 @@ const proJpyPlan: PlanInput = {
 };
 
 const demoTenants = [
-  { slug: 'acme', name: 'Acme Corp', currency: 'USD', timezone: 'America/New_York', invocationsPerDay: 3_000_000, plan: undefined },
-  { slug: 'initech', name: 'Initech', currency: 'RUB', timezone: 'Europe/Moscow', invocationsPerDay: 1_500_000, plan: undefined },
-  { slug: 'umbrella', name: 'Umbrella KK', currency: 'JPY', timezone: 'Asia/Tokyo', invocationsPerDay: 600_000, plan: proJpyPlan },
+  { slug: 'acme', name: 'Acme Corp', currency: 'USD', timezone: 'America/New_York', invocationsPerDay: 3_000_000, plan: undefined, budget: '25' },
+  { slug: 'initech', name: 'Initech', currency: 'RUB', timezone: 'Europe/Moscow', invocationsPerDay: 1_500_000, plan: undefined, budget: '300' },
+  { slug: 'umbrella', name: 'Umbrella KK', currency: 'JPY', timezone: 'Asia/Tokyo', invocationsPerDay: 600_000, plan: proJpyPlan, budget: '60000' },
 ] as const;
-
-/** A free TCP port (the demo must not collide with an `npm start` already running). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-/** A first port such that it and the next `count - 1` are free. */
-async function freePortRange(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    const taken = await Promise.all(
-      Array.from({ length: count }, (_, i) =>
-        new Promise<boolean>((resolve) => {
-          const server = createServer();
-          server.once('error', () => resolve(true));
-          server.listen(base + i, '127.0.0.1', () => server.close(() => resolve(false)));
-        }),
-      ),
-    );
-    if (!taken.some(Boolean)) return base;
-  }
-  throw new Error('found no free range of ports for the functions');
-}
 
 /** Tenants, the yen plan and its assignment, and the services with their memory limits. */
 async function setUpTenants(db: Db, workload: WorkloadOptions): Promise<void> {
@@ -251,6 +222,8 @@ async function main(): Promise<void> {
     say('forecasting ...');
     system.broker.firePingSource('forecast-daily');
     await system.broker.idle();
+    say('budgets and draft bills of the month so far, for the dashboard ...');
+    await prepareDashboardData(system.apiUrl, system.adminKey, demoTenants, new Date());
     const plans = new PlanStore(db);
     const range = simulatedRange(workload);
     const tenants = [];
@@ -269,7 +242,8 @@ async function main(): Promise<void> {
     if (!(args.serve && ok)) await system.stop();
   }
   if (args.serve) {
-    say(`still serving: broker ${system.broker.url}; ${system.functionNames.map((n) => `${n} ${system.urlOf(n)}`).join(', ')}. Ctrl-C stops.`);
+    say(`still serving: broker ${system.broker.url}; ${system.functionNames.map((n) => `${n} ${system.urlOf(n)}`).join(', ')}.`);
+    say(`dashboard ${system.apiUrl}/   (sign in with the admin key ${system.adminKey})\nCtrl-C stops.`);
     const stop = (): void => void system.stop().then(() => process.exit(0));
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);

@@ -134,11 +134,19 @@ describe('the container image (Dockerfile replayed in a temp dir)', function () 
       assert.match(metrics, /^# TYPE faasbilling_events_accepted_total counter$/m);
     });
 
-    it('FUNCTION=api answers /health/readiness and /api/v1/health', async () => {
+    it('FUNCTION=api answers /health/readiness and /api/v1/health, and serves the built dashboard at /', async () => {
       const api = await start('api');
       await waitForStatus(`${api.url}/health/readiness`, api.child, api.output);
       const health = await fetch(`${api.url}/api/v1/health`);
       assert.equal(health.status, 200);
+      const page = await fetch(`${api.url}/`);
+      assert.equal(page.status, 200);
+      assert.match(page.headers.get('content-type') ?? '', /text\/html/);
+      const html = await page.text();
+      assert.match(html, /<title>FaaS Billing<\/title>/);
+      const script = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+      assert.ok(script, 'the page loads a built script');
+      assert.equal((await fetch(`${api.url}${script}`)).status, 200);
     });
 
     it('an unknown FUNCTION exits with a usage message instead of serving', async () => {

@@ -15,6 +15,7 @@ import { buildOpenApi } from '../../src/api/openapi.js';
 import { Reply, type AnyRoute } from '../../src/api/route.js';
 import { problemContentType } from '../../src/contract/problem.js';
 import { docsPage } from './docs.js';
+import { dashboardRouter } from './web.js';
 import { allRoutes, type ApiDeps } from './routes/index.js';
 
 export const API_BASE = '/api/v1';
@@ -248,6 +249,9 @@ export function createApiApp(deps: ApiDeps, metrics: ApiMetrics = createApiMetri
     chain.push(handler(route));
     app[route.method](template, ...chain);
   }
+
+  // The web dashboard (static files) at `/`, outside the API's path.
+  app.use(dashboardRouter());
 
   // A known path with another method is a 405 naming the allowed ones; anything else a 404.
   const methodsByPath = new Map<string, Set<string>>();

@@ -14,6 +14,7 @@ async function main(): Promise<void> {
     'FaaS Billing is running (local mode)',
     `  database   ${system.embedded ? `embedded PGlite at ${system.databaseUrl}` : 'DATABASE_URL'}${system.applied.length ? ` (migrated: ${system.applied.join(', ')})` : ''}`,
     `  buffer     ${system.redis ? 'Redis stream (REDIS_URL)' : 'queue table in PostgreSQL (embedded buffer)'}`,
+    `  dashboard  ${system.apiUrl}/   (sign in with the admin key)`,
     `  api        ${system.apiUrl}/api/v1   (docs: ${system.apiUrl}/api/v1/docs)`,
     `  admin key  ${system.adminKey}${system.adminKeyFile ? `   (kept in ${path.relative(process.cwd(), system.adminKeyFile)})` : ''}`,
     `             try: curl -H "Authorization: Bearer ${system.adminKey}" ${system.apiUrl}/api/v1/tenants`,

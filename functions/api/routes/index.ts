@@ -15,6 +15,7 @@ import { billingRoutes } from './billing.js';
 import { budgetRoutes } from './budgets.js';
 import { creditRoutes } from './credits.js';
 import { deployRoutes } from './deploy.js';
+import { dashboardRoutes } from './dashboard.js';
 import { forecastRoutes } from './forecast.js';
 import { metricsRoutes } from './metrics.js';
 import { planRoutes, simulateRoute } from './plans.js';
@@ -52,6 +53,7 @@ export const allRoutes = (deps: ApiDeps): AnyRoute[] => [
   ...budgetRoutes(deps),
   ...creditRoutes(deps),
   ...forecastRoutes(deps),
+  ...dashboardRoutes(deps),
   ...webhookRoutes(deps),
   ...adminRoutes(deps),
 ];
