@@ -98,6 +98,8 @@ export interface SeriesForecast {
   hour(h: number): Band;
   /** The band of the total of hours 1 … k (k ≤ horizonHours). */
   total(k: number): Band;
+  /** The chosen model's backtest errors (actual − forecast) at horizon h (the largest measured beyond it). */
+  errorsAt(h: number): number[];
 }
 
 export interface ForecastSeriesOptions {
@@ -198,6 +200,7 @@ function assemble(model: FittedModel, point: number[], intervals: IntervalModel,
       return bandOf(expected, withFloor(intervals.hour(h), expected, floor));
     },
     total,
+    errorsAt: (h) => intervals.errorsAt(h),
   };
 }
 

@@ -12,3 +12,5 @@ export { FORECAST_SERVICE, bandNames, billByMeter, costConfidence, priceForecast
 export type { BandName, BandText, ForecastPart, MeterUsage, PricedComponent, PricedForecast } from './cost.js';
 export { FORECAST_MODEL_VERSION, forecastHorizons, forecastResponseSchema, toForecastResponse } from './response.js';
 export type { ForecastHorizon, ForecastPeriod, ForecastResponse } from './response.js';
+export { MIN_ANOMALY_HISTORY, cleanHistory, detectAnomalies, robustScale } from './anomaly.js';
+export type { AnomalyOptions, AnomalyScan, DetectedAnomaly } from './anomaly.js';
