@@ -78,7 +78,7 @@ export const routing = {
       { via: 'trigger', type: EventType.forecastTick },
       { via: 'trigger', type: pingEventType, pingSource: 'forecast-daily' },
     ],
-    emits: [],
+    emits: [EventType.anomalyDetected],
   },
 } as const satisfies Record<string, FunctionRoute>;
 
