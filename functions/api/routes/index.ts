@@ -15,6 +15,7 @@ import { budgetRoutes } from './budgets.js';
 import { creditRoutes } from './credits.js';
 import { forecastRoutes } from './forecast.js';
 import { metricsRoutes } from './metrics.js';
+import { mlRoutes } from './ml.js';
 import { planRoutes, simulateRoute } from './plans.js';
 import { serviceRoutes } from './services.js';
 import { systemRoutes } from './system.js';
@@ -47,6 +48,7 @@ export const allRoutes = (deps: ApiDeps): AnyRoute[] => [
   ...budgetRoutes(deps),
   ...creditRoutes(deps),
   ...forecastRoutes(deps),
+  ...mlRoutes(deps),
   ...webhookRoutes(deps),
   ...adminRoutes(deps),
 ];

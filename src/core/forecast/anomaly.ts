@@ -17,7 +17,8 @@
  *
  * **An anomaly** is a run of at least `minHours` consecutive hours that all score beyond
  * `threshold` on the same side *and* differ from the expected value by at least `minRelative` of
- * it and at least `minAbsolute` (minimum duration and magnitude). Each run is reported once, by its
+ * it and at least `minAbsolute` (minimum duration and magnitude); a single ordinary hour between
+ * two abnormal ones on the same side does not end the run. Each run is reported once, by its
  * first hour (`since`), which is what deduplicates alerts: the same incident seen by two runs has
  * the same start.
  */
@@ -130,7 +131,14 @@ export function detectAnomalies(series: readonly number[], options: AnomalyOptio
   while (k < hours.length) {
     const side = abnormal(hours[k] as (typeof hours)[number]);
     let end = k + 1;
-    if (side !== 0) while (end < hours.length && abnormal(hours[end] as (typeof hours)[number]) === side) end++;
+    if (side !== 0) {
+      // One ordinary hour inside an incident (a score that dipped under the threshold) does not split it.
+      for (;;) {
+        if (end < hours.length && abnormal(hours[end] as (typeof hours)[number]) === side) end++;
+        else if (end + 1 < hours.length && abnormal(hours[end + 1] as (typeof hours)[number]) === side) end += 2;
+        else break;
+      }
+    }
     if (side !== 0 && end - k >= minHours) {
       const run = hours.slice(k, end);
       anomalies.push({

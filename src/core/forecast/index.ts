@@ -14,3 +14,5 @@ export { FORECAST_MODEL_VERSION, forecastHorizons, forecastResponseSchema, toFor
 export type { ForecastHorizon, ForecastPeriod, ForecastResponse } from './response.js';
 export { MIN_ANOMALY_HISTORY, cleanHistory, detectAnomalies, robustScale } from './anomaly.js';
 export type { AnomalyOptions, AnomalyScan, DetectedAnomaly } from './anomaly.js';
+export { budgetCrossing, minScaleAdvice, suggestedMemoryLimit } from './recommend.js';
+export type { ScaleAdvice, ScaleFacts, ScalePrices } from './recommend.js';
