@@ -10,7 +10,8 @@
  *    periods); the trace holds no days or weeks to learn from.
  * 2. **Synthetic workloads with known truth** (src/core/forecast/synthetic.ts, seeded): 8 weeks of
  *    hours train, the next week is forecast; kinds: daily + weekly seasonality, a strong trend, a
- *    level shift (×1.8) five days before the end of the history, and intermittent usage.
+ *    level shift (up ×1.5–2.2 or down ×0.5–0.7) 1–6 days before the end of the history, and
+ *    intermittent usage.
  * 3. **Anomalies** on synthetic series (4 weeks + the examined 24 hours): half with an injected
  *    spike (×2.5–4) or drop (×0–0.3) of 2–6 hours, half clean (seasonal, level-shifted earlier, or a
  *    timer). A detection is a true positive when it overlaps the injected hours.
@@ -133,7 +134,11 @@ function synthetic(kind: Kind, seed: number, hours: number, historyHours: number
     noise: 2 + 8 * random.uniform(),
   };
   if (kind === 'trend') options.trend = 0.05 + 0.1 * random.uniform();
-  if (kind === 'level shift') Object.assign(options, { shiftAt: historyHours - 5 * 24, shiftFactor: 1.8 });
+  if (kind === 'level shift') {
+    // A shift 1–6 days before the end of the history, up (×1.5–2.2) or down (×0.5–0.7).
+    const up = random.uniform() < 0.5;
+    Object.assign(options, { shiftAt: historyHours - Math.round(24 * (1 + 5 * random.uniform())), shiftFactor: up ? 1.5 + 0.7 * random.uniform() : 0.5 + 0.2 * random.uniform() });
+  }
   if (kind === 'intermittent') {
     const rate = 0.05 + 0.15 * random.uniform();
     return Array.from({ length: hours }, () => (random.uniform() < rate ? Math.round(1 + 20 * random.uniform()) : 0));

@@ -119,11 +119,11 @@ describe('forecasting core', function () {
     const cases: { hours: number; allowed: string[] }[] = [
       { hours: 1, allowed: ['mean'] },
       { hours: 5, allowed: ['mean'] },
-      { hours: 12, allowed: ['mean', 'drift'] },
-      { hours: 40, allowed: ['mean', 'drift', 'seasonal_naive_daily'] },
-      { hours: 100, allowed: ['mean', 'seasonal_naive_daily', 'holt_winters_daily'] },
-      { hours: 300, allowed: ['mean', 'seasonal_naive_daily', 'holt_winters_daily'] },
-      { hours: 500, allowed: ['seasonal_naive_daily', 'seasonal_naive_weekly', 'holt_winters_daily', 'holt_winters_double'] },
+      { hours: 12, allowed: ['mean', 'drift', 'ses'] },
+      { hours: 40, allowed: ['mean', 'drift', 'ses', 'seasonal_naive_daily'] },
+      { hours: 100, allowed: ['mean', 'ses', 'seasonal_naive_daily', 'holt_winters_daily'] },
+      { hours: 300, allowed: ['mean', 'ses', 'seasonal_naive_daily', 'holt_winters_daily'] },
+      { hours: 500, allowed: ['seasonal_naive_daily', 'seasonal_naive_weekly', 'ses', 'holt_winters_daily', 'holt_winters_double'] },
     ];
     for (const { hours, allowed } of cases) {
       it(`falls back to a model the history supports with ${hours} hour(s), without throwing`, () => {

@@ -30,10 +30,14 @@
  * independent samples, and its intervals came out too narrow (measured: a week's 80% interval
  * covered 67% of synthetic weeks with hold-out origins only, 75% with these).
  *
+ * **Level shifts**: a shift of the level in the last week (level-shift.ts) rescales the history
+ * before it to the new level first; everything above then runs on the rescaled series.
+ *
  * The final model is refitted on all n hours (warm-started from the backtest fit). Point forecasts
  * are clipped at 0.
  */
 import { IntervalModel, bandOf, withFloor, type Band, type WidthFloor } from './intervals.js';
+import { detectLevelShift, rescaleBeforeShift, type LevelShift } from './level-shift.js';
 import {
   DAY_HOURS,
   WEEK_HOURS,
@@ -46,6 +50,7 @@ import {
   meanModel,
   seasonalNaiveDaily,
   seasonalNaiveWeekly,
+  sesModel,
   zeroModel,
   type FittedModel,
   type ModelName,
@@ -94,6 +99,8 @@ export interface SeriesForecast {
   /** Hourly point forecasts for hours 1 … horizonHours after the history, ≥ 0. */
   point: number[];
   backtest: BacktestSummary;
+  /** The recent level shift the history was rescaled for (null when none was found). */
+  levelShift: LevelShift | null;
   /** The band of hour h (1-based; any h ≥ 1, beyond `point` extrapolated as the intervals are). */
   hour(h: number): Band;
   /** The band of the total of hours 1 … k (k ≤ horizonHours). */
@@ -117,9 +124,9 @@ function checkSeries(y: ArrayLike<number>): void {
 
 function candidatesFor(n: number, train: ArrayLike<number>): ModelSpec[] {
   let list: ModelSpec[];
-  if (n < 2 * DAY_HOURS) list = [seasonalNaiveDaily, meanModel, driftModel];
-  else if (n < 2 * WEEK_HOURS) list = [seasonalNaiveDaily, meanModel, holtWintersDaily, holtWintersDailyMultiplicative];
-  else list = [seasonalNaiveWeekly, seasonalNaiveDaily, holtWintersDaily, holtWintersDailyMultiplicative, holtWintersDouble, holtWintersDoubleMultiplicative];
+  if (n < 2 * DAY_HOURS) list = [seasonalNaiveDaily, meanModel, driftModel, sesModel];
+  else if (n < 2 * WEEK_HOURS) list = [seasonalNaiveDaily, meanModel, sesModel, holtWintersDaily, holtWintersDailyMultiplicative];
+  else list = [seasonalNaiveWeekly, seasonalNaiveDaily, sesModel, holtWintersDaily, holtWintersDailyMultiplicative, holtWintersDouble, holtWintersDoubleMultiplicative];
   let zeros = 0;
   for (let i = 0; i < train.length; i++) if (train[i] === 0) zeros++;
   if (train.length > 0 && zeros / train.length >= INTERMITTENT_ZERO_SHARE) list.push(crostonModel);
@@ -178,7 +185,7 @@ function evaluate(spec: ModelSpec, y: ArrayLike<number>, train: number, horizon:
   return { spec, fitted, mae, mse };
 }
 
-function assemble(model: FittedModel, point: number[], intervals: IntervalModel, backtest: BacktestSummary, floor: WidthFloor): SeriesForecast {
+function assemble(model: FittedModel, point: number[], intervals: IntervalModel, backtest: BacktestSummary, floor: WidthFloor, levelShift: LevelShift | null): SeriesForecast {
   const sumPoint = (from: number, to: number): number => {
     let s = 0;
     for (let i = from; i < to; i++) s += point[i] ?? 0;
@@ -194,6 +201,7 @@ function assemble(model: FittedModel, point: number[], intervals: IntervalModel,
     params: model.params,
     point,
     backtest,
+    levelShift,
     hour: (h) => {
       if (!Number.isInteger(h) || h < 1) throw new RangeError(`an hour of the forecast is a whole number ≥ 1 (got ${h})`);
       const expected = point[h - 1] ?? point[point.length - 1] ?? 0;
@@ -209,8 +217,11 @@ function assemble(model: FittedModel, point: number[], intervals: IntervalModel,
  * `horizonHours` hours, choosing the model by backtest. Deterministic: the same series gives the
  * same forecast.
  */
-export function forecastSeries(series: ArrayLike<number>, options: ForecastSeriesOptions): SeriesForecast {
-  checkSeries(series);
+export function forecastSeries(observed: ArrayLike<number>, options: ForecastSeriesOptions): SeriesForecast {
+  checkSeries(observed);
+  // After a recent level shift, the history before it is rescaled to the new level (level-shift.ts).
+  const levelShift = detectLevelShift(observed);
+  const series = levelShift ? rescaleBeforeShift(observed, levelShift) : observed;
   const horizon = options.horizonHours;
   if (!Number.isInteger(horizon) || horizon < 1) throw new RangeError(`horizonHours must be a whole number ≥ 1 (got ${horizon})`);
   const n = series.length;
@@ -219,7 +230,7 @@ export function forecastSeries(series: ArrayLike<number>, options: ForecastSerie
 
   if (allZero) {
     const backtest: BacktestSummary = { holdoutHours: 0, horizonHours: 0, baseline: 'zero', baselineMase: null, mase: null, candidates: [] };
-    return assemble(zeroModel.fit([]), new Array<number>(horizon).fill(0), new IntervalModel([]), backtest, NO_FLOOR);
+    return assemble(zeroModel.fit([]), new Array<number>(horizon).fill(0), new IntervalModel([]), backtest, NO_FLOOR, null);
   }
 
   if (n < MIN_BACKTEST_HISTORY) {
@@ -227,7 +238,7 @@ export function forecastSeries(series: ArrayLike<number>, options: ForecastSerie
     const level = (fitted.paths(series, [n - 1], 1)[0]?.[0] ?? 0);
     const residuals = Array.from({ length: n }, (_, i) => Float64Array.of((series[i] ?? 0) - level));
     const backtest: BacktestSummary = { holdoutHours: 0, horizonHours: 1, baseline: 'mean', baselineMase: null, mase: null, candidates: [] };
-    return assemble(fitted, new Array<number>(horizon).fill(level), new IntervalModel(residuals), backtest, SHORT_HISTORY_FLOOR);
+    return assemble(fitted, new Array<number>(horizon).fill(level), new IntervalModel(residuals), backtest, SHORT_HISTORY_FLOOR, null);
   }
 
   const holdout = Math.min(MAX_HOLDOUT, Math.max(2, Math.floor(n / 4)));
@@ -257,5 +268,5 @@ export function forecastSeries(series: ArrayLike<number>, options: ForecastSerie
   const point = Array.from(path, (v) => Math.max(0, v));
   // Intervals take the chosen model's errors from many more origins than the hold-out's (see above).
   const intervalErrors = errorMatrix(best.fitted, series, Math.max(best.spec.minHistory, Math.floor(train / 2)) - 1, backtestHorizon).errors;
-  return assemble(final, point, new IntervalModel(intervalErrors), backtest, n < 2 * DAY_HOURS ? SHORT_HISTORY_FLOOR : NO_FLOOR);
+  return assemble(final, point, new IntervalModel(intervalErrors), backtest, n < 2 * DAY_HOURS ? SHORT_HISTORY_FLOOR : NO_FLOOR, levelShift);
 }
