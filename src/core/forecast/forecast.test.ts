@@ -167,6 +167,26 @@ describe('forecasting core', function () {
       assert.ok(week.upper80 > week.expected, 'an uncertain series has a real interval');
     });
 
+    it('gives an hour of a series that is mostly 0 a lower bound of 0, and covers its zero hours', () => {
+      const random = randomSource(62);
+      // One hour in six has 1–20 invocations: 0 is the most likely value of any hour.
+      const draw = (): number => (random.uniform() < 1 / 6 ? 1 + Math.floor(20 * random.uniform()) : 0);
+      const series = Array.from({ length: HISTORY + 168 }, draw);
+      const forecast = forecastSeries(series.slice(0, HISTORY), { horizonHours: 168 });
+      const future = series.slice(HISTORY);
+      let inside = 0;
+      future.forEach((v, k) => {
+        const band = forecast.hour(k + 1);
+        assert.equal(band.lower80, 0, `hour ${k + 1}`);
+        assert.equal(band.lower95, 0, `hour ${k + 1}`);
+        if (v <= band.upper80) inside++;
+      });
+      assert.ok(inside / future.length >= 0.75, `${inside} of ${future.length} hours inside the 80% interval`);
+      // A smooth series keeps a lower bound above 0.
+      const smooth = forecastSeries(syntheticSeries(63, { hours: HISTORY }), { horizonHours: 24 });
+      assert.ok(smooth.hour(1).lower80 > 0);
+    });
+
     it('forecasts a timer that fires every 6 hours by its pattern', () => {
       const series = Array.from({ length: 4 * WEEK_HOURS }, (_, t) => (t % 6 === 0 ? 60 : 0));
       const forecast = forecastSeries(series, { horizonHours: 48 });
