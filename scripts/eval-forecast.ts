@@ -18,7 +18,7 @@
  *
  * Metrics: MASE = MAE / in-sample MAE of the one-step seasonal-naive forecast (season 24 buckets
  * on the trace, 168 hours on synthetic series), for the chosen model and for the seasonal-naive
- * and naive (last value) forecasts, averaged over series with a non-zero scale; the relative MAE
+ * and naive (last value) forecasts, averaged (mean and median) over series with a non-zero scale; the relative MAE
  * Σ MAE(model) / Σ MAE(seasonal-naive); sMAPE (2|a−f|/(|a|+|f|), 0 when both are 0); and the share
  * of forecast points inside the 80% and 95% intervals.
  */
@@ -45,6 +45,11 @@ interface Tally {
 const emptyTally = (): Tally => ({ series: 0, maseModel: [], maseSeasonal: [], maseNaive: [], maeModel: 0, maeSeasonal: 0, smape: 0, points: 0, in80: 0, in95: 0 });
 
 const mean = (values: readonly number[]): number => values.reduce((s, v) => s + v, 0) / Math.max(1, values.length);
+const median = (values: readonly number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length === 0 ? NaN : sorted.length % 2 === 1 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+};
 const mae = (actual: readonly number[], forecast: readonly number[]): number => mean(actual.map((a, i) => Math.abs(a - (forecast[i] ?? 0))));
 
 /** Adds one series' hold-out to `tally`. */
@@ -77,13 +82,15 @@ const fixed = (v: number, digits = 3): string => (Number.isFinite(v) ? v.toFixed
 
 function printTable(title: string, rows: [string, Tally][]): void {
   console.log(`\n${title}`);
-  const header = ['group', 'series', 'MASE model', 'MASE s-naive', 'MASE naive', 'MAE/s-naive', 'sMAPE', 'cover 80%', 'cover 95%'];
+  const header = ['group', 'series', 'MASE model', 'MASE s-naive', 'MASE naive', 'median MASE model', 'median s-naive', 'MAE/s-naive', 'sMAPE', 'cover 80%', 'cover 95%'];
   const lines = rows.map(([name, t]) => [
     name,
     String(t.series),
     fixed(mean(t.maseModel)),
     fixed(mean(t.maseSeasonal)),
     fixed(mean(t.maseNaive)),
+    fixed(median(t.maseModel)),
+    fixed(median(t.maseSeasonal)),
     fixed(t.maeModel / t.maeSeasonal),
     fixed(t.smape / t.points),
     fixed(t.in80 / t.points),
