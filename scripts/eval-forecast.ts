@@ -13,7 +13,7 @@
  *    level shift (up ×1.5–2.2 or down ×0.5–0.7) 1–6 days before the end of the history, and
  *    intermittent usage.
  * 3. **Anomalies** on synthetic series (4 weeks + the examined 24 hours): half with an injected
- *    spike (×2.5–4) or drop (×0–0.3) of 2–6 hours, half clean (seasonal, level-shifted earlier, or a
+ *    spike (×1.8–4) or drop (×0–0.4) of 2–6 hours, half clean (seasonal, level-shifted earlier, or a
  *    timer). A detection is a true positive when it overlaps the injected hours.
  *
  * Metrics: MASE = MAE / in-sample MAE of the one-step seasonal-naive forecast (season 24 buckets
@@ -190,7 +190,7 @@ function anomalyEvaluation(): void {
     if (seed % 2 === 0) {
       const length = 2 + Math.floor(5 * random.uniform());
       const start = history + Math.floor((window - length) * random.uniform());
-      const factor = random.uniform() < 0.5 ? 2.5 + 1.5 * random.uniform() : 0.3 * random.uniform();
+      const factor = random.uniform() < 0.5 ? 1.8 + 2.2 * random.uniform() : 0.4 * random.uniform();
       for (let t = start; t < start + length; t++) series[t] = (series[t] ?? 0) * factor;
       span = [start, start + length];
       injected++;

@@ -65,10 +65,10 @@ describe('anomaly detection', function () {
   });
 
   it('ignores a shift smaller than the minimum magnitude even when it is statistically clear', () => {
-    // Almost no noise: a 20% rise scores far beyond the threshold but is below minRelative 0.5.
+    // Almost no noise: a 30% rise scores far beyond the threshold but is below minRelative 0.5.
     const quiet = syntheticSeries(10, { ...seasonal, noise: 0.2 });
     const from = HISTORY + 8;
-    const series = inject(quiet, from, from + 6, 1.2);
+    const series = inject(quiet, from, from + 6, 1.3);
     assert.equal(detectAnomalies(series).anomalies.length, 0);
     assert.equal(detectAnomalies(series, { minRelative: 0.1 }).anomalies.length, 1);
   });
@@ -100,6 +100,15 @@ describe('anomaly detection', function () {
     assert.ok((cleaned[100] ?? 0) < (spiked[100] ?? 0) / 5, `hour 100 stayed ${cleaned[100]}`);
     const changed = cleaned.filter((v, t) => v !== spiked[t]).length;
     assert.ok(changed <= 3, `${changed} hours changed`);
+  });
+
+  it('keeps weekends and a level shift that lasted days: they are far from one reference but not from both', () => {
+    const weekly = syntheticSeries(14, { ...seasonal, hours: HISTORY, weekendFactor: 0.3, noise: 2 });
+    assert.deepEqual(cleanHistory(weekly), weekly);
+    const shifted = syntheticSeries(15, { ...seasonal, hours: HISTORY, shiftAt: HISTORY - 12 * 24, shiftFactor: 2, noise: 2 });
+    const cleaned = cleanHistory(shifted);
+    const changed = cleaned.filter((v, t) => t >= HISTORY - 9 * 24 && v !== shifted[t]).length;
+    assert.equal(changed, 0, `${changed} hours after the shift were cleaned`);
   });
 
   it('measures scale robustly: one huge value does not move the median or the MAD much', () => {

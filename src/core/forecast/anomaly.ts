@@ -6,8 +6,8 @@
  * **Expected.** The last `windowHours` hours are the ones examined; the model is chosen and fitted
  * by `forecastSeries` on the hours before them only, so an anomaly cannot pull its own expectation
  * towards itself. Outliers already in that history (an earlier incident, a holiday) are first
- * replaced by their hour-of-day median (`cleanHistory`), so one bad day does not teach the model a
- * spike it will expect again.
+ * replaced (`cleanHistory`), so one bad day does not teach the model a spike it will expect again,
+ * while weekends and a level shift that has lasted a few days are kept.
  *
  * **Score.** A robust z-score: (residual − median) / (1.4826 · MAD) of the chosen model's backtest
  * errors at the same horizon — the errors it makes on normal data — so plain seasonality the model
@@ -29,7 +29,7 @@ import { DAY_HOURS, WEEK_HOURS, type ModelName } from './models.js';
 const MAD_TO_SIGMA = 1.4826;
 /** The scale is never below this share of the expected value. */
 const RELATIVE_SCALE_FLOOR = 0.05;
-/** History hours further than this many robust σ from their hour-of-day median are cleaned. */
+/** History hours further than this many robust σ from both of their references are cleaned. */
 const CLEANING_THRESHOLD = 6;
 /**
  * Fewer history hours than this (a week) say too little about normal to call anything abnormal:
@@ -85,17 +85,40 @@ export function robustScale(values: readonly number[]): { center: number; sigma:
 }
 
 /**
- * `history` with each hour that lies more than CLEANING_THRESHOLD robust σ from the median of its
- * hour of day (σ from all hours' deviations from their hour's median) replaced by that median.
- * Histories under two days are returned as they are.
+ * The median of `y` at t ± k·`step` (k = 1 … `reach`, inside the series; t itself left out).
+ */
+function neighbourMedian(y: readonly number[], t: number, step: number, reach: number): number {
+  const around: number[] = [];
+  for (let k = 1; k <= reach; k++) {
+    if (t - k * step >= 0) around.push(y[t - k * step] ?? 0);
+    if (t + k * step < y.length) around.push(y[t + k * step] ?? 0);
+  }
+  return median(around);
+}
+
+/**
+ * `history` with its outliers replaced. An hour is an outlier when it lies more than
+ * CLEANING_THRESHOLD robust σ both from its **seasonal reference** (the median of the same hour of
+ * the week in the other weeks, or of the same hour of the day when there are under two weeks) and
+ * from its **local reference** (the median of the same hour on the three days before and after).
+ * Both are needed: a weekend is far from the neighbouring weekdays but not from other weekends, and
+ * the days after a level shift are far from earlier weeks but not from each other; an incident is
+ * far from both. Each σ is 1.4826 · MAD of all hours' deviations from that reference. An outlier
+ * takes its seasonal reference. Histories under two days are returned as they are.
  */
 export function cleanHistory(history: readonly number[]): number[] {
-  if (history.length < 2 * DAY_HOURS) return [...history];
-  const byHour = Array.from({ length: DAY_HOURS }, (_, h) => median(history.filter((_v, t) => t % DAY_HOURS === h)));
-  const deviations = history.map((v, t) => v - (byHour[t % DAY_HOURS] ?? 0));
-  const { sigma } = robustScale(deviations);
-  if (sigma === 0) return [...history];
-  return history.map((v, t) => (Math.abs(deviations[t] ?? 0) > CLEANING_THRESHOLD * sigma ? (byHour[t % DAY_HOURS] ?? v) : v));
+  const n = history.length;
+  if (n < 2 * DAY_HOURS) return [...history];
+  const seasonal = n >= 2 * WEEK_HOURS ? history.map((_v, t) => neighbourMedian(history, t, WEEK_HOURS, n)) : history.map((_v, t) => neighbourMedian(history, t, DAY_HOURS, n));
+  const local = history.map((_v, t) => neighbourMedian(history, t, DAY_HOURS, 3));
+  const seasonalDeviation = history.map((v, t) => v - (seasonal[t] ?? 0));
+  const localDeviation = history.map((v, t) => v - (local[t] ?? 0));
+  const seasonalSigma = robustScale(seasonalDeviation).sigma;
+  const localSigma = robustScale(localDeviation).sigma;
+  if (seasonalSigma === 0 || localSigma === 0) return [...history];
+  return history.map((v, t) =>
+    Math.abs(seasonalDeviation[t] ?? 0) > CLEANING_THRESHOLD * seasonalSigma && Math.abs(localDeviation[t] ?? 0) > CLEANING_THRESHOLD * localSigma ? (seasonal[t] ?? v) : v,
+  );
 }
 
 /** Scans the last `windowHours` of an hourly series (values ≥ 0, oldest first) for anomalies. */
