@@ -10,8 +10,8 @@
  *    periods); the trace holds no days or weeks to learn from.
  * 2. **Synthetic workloads with known truth** (src/core/forecast/synthetic.ts, seeded): 8 weeks of
  *    hours train, the next week is forecast; kinds: daily + weekly seasonality, a strong trend, a
- *    level shift (up ×1.5–2.2 or down ×0.5–0.7) 1–6 days before the end of the history, and
- *    intermittent usage.
+ *    level shift (up ×1.5–2.2 or down ×0.5–0.7) 1–6 days before the end of the history, three
+ *    incidents (×3–5 for 3–8 hours) somewhere in the history, and intermittent usage.
  * 3. **Anomalies** on synthetic series (4 weeks + the examined 24 hours): half with an injected
  *    spike (×1.8–4) or drop (×0–0.4) of 2–6 hours, half clean (seasonal, level-shifted earlier, or a
  *    timer). A detection is a true positive when it overlaps the injected hours.
@@ -127,7 +127,7 @@ async function traceEvaluation(): Promise<void> {
   console.log(`models chosen: ${[...models.entries()].map(([m, c]) => `${m} ${c}`).join(', ')}`);
 }
 
-type Kind = 'seasonal' | 'trend' | 'level shift' | 'intermittent';
+type Kind = 'seasonal' | 'trend' | 'level shift' | 'outliers' | 'intermittent';
 
 /** A synthetic series of `kind` (history + horizon hours), seeded. */
 function synthetic(kind: Kind, seed: number, hours: number, historyHours: number): number[] {
@@ -150,7 +150,16 @@ function synthetic(kind: Kind, seed: number, hours: number, historyHours: number
     const rate = 0.05 + 0.15 * random.uniform();
     return Array.from({ length: hours }, () => (random.uniform() < rate ? Math.round(1 + 20 * random.uniform()) : 0));
   }
-  return syntheticSeries(seed, options);
+  const series = syntheticSeries(seed, options);
+  if (kind === 'outliers') {
+    // Three incidents in the history (×3–5 for 3–8 hours): the next week should not expect them again.
+    for (let i = 0; i < 3; i++) {
+      const start = Math.floor((historyHours - 24) * random.uniform());
+      const factor = 3 + 2 * random.uniform();
+      for (let t = start; t < start + 3 + Math.floor(6 * random.uniform()); t++) series[t] = (series[t] ?? 0) * factor;
+    }
+  }
+  return series;
 }
 
 function syntheticEvaluation(): void {
@@ -159,7 +168,7 @@ function syntheticEvaluation(): void {
   const perKind = 15;
   const rows: [string, Tally][] = [];
   const all = emptyTally();
-  for (const kind of ['seasonal', 'trend', 'level shift', 'intermittent'] as const) {
+  for (const kind of ['seasonal', 'trend', 'level shift', 'outliers', 'intermittent'] as const) {
     const tally = emptyTally();
     for (let seed = 1; seed <= perKind; seed++) {
       const series = synthetic(kind, seed + 1000 * kind.length, history + horizon, history);

@@ -5,7 +5,8 @@
  * does not hide a later one.
  */
 import assert from 'node:assert/strict';
-import { cleanHistory, detectAnomalies, robustScale } from './anomaly.js';
+import { detectAnomalies } from './anomaly.js';
+import { cleanHistory, robustScale } from './clean.js';
 import { WEEK_HOURS } from './models.js';
 import { syntheticSeries, type SyntheticOptions } from './synthetic.js';
 

@@ -5,9 +5,9 @@
  *
  * **Expected.** The last `windowHours` hours are the ones examined; the model is chosen and fitted
  * by `forecastSeries` on the hours before them only, so an anomaly cannot pull its own expectation
- * towards itself. Outliers already in that history (an earlier incident, a holiday) are first
- * replaced (`cleanHistory`), so one bad day does not teach the model a spike it will expect again,
- * while weekends and a level shift that has lasted a few days are kept.
+ * towards itself. Outliers already in that history (an earlier incident, a holiday) are replaced
+ * by forecastSeries before it fits (clean.ts), so one bad day does not teach the model a spike it
+ * will expect again, while weekends and a level shift that has lasted a few days are kept.
  *
  * **Score.** A robust z-score: (residual − median) / (1.4826 · MAD) of the chosen model's backtest
  * errors at the same horizon — the errors it makes on normal data — so plain seasonality the model
@@ -22,15 +22,12 @@
  * first hour (`since`), which is what deduplicates alerts: the same incident seen by two runs has
  * the same start.
  */
+import { robustScale } from './clean.js';
 import { forecastSeries } from './forecast.js';
 import { DAY_HOURS, WEEK_HOURS, type ModelName } from './models.js';
 
-/** The MAD of a normal distribution is 0.6745 σ: 1.4826 · MAD estimates σ. */
-const MAD_TO_SIGMA = 1.4826;
 /** The scale is never below this share of the expected value. */
 const RELATIVE_SCALE_FLOOR = 0.05;
-/** History hours further than this many robust σ from both of their references are cleaned. */
-const CLEANING_THRESHOLD = 6;
 /**
  * Fewer history hours than this (a week) say too little about normal to call anything abnormal:
  * with two days, a first weekend looks like an outage (measured on the forecast function's test
@@ -71,56 +68,6 @@ export interface AnomalyScan {
   anomalies: DetectedAnomaly[];
 }
 
-function median(values: readonly number[]): number {
-  if (values.length === 0) return 0;
-  const sorted = Float64Array.from(values).sort();
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-}
-
-/** Median and robust σ (1.4826 · MAD) of `values`. */
-export function robustScale(values: readonly number[]): { center: number; sigma: number } {
-  const center = median(values);
-  return { center, sigma: MAD_TO_SIGMA * median(values.map((v) => Math.abs(v - center))) };
-}
-
-/**
- * The median of `y` at t ± k·`step` (k = 1 … `reach`, inside the series; t itself left out).
- */
-function neighbourMedian(y: readonly number[], t: number, step: number, reach: number): number {
-  const around: number[] = [];
-  for (let k = 1; k <= reach; k++) {
-    if (t - k * step >= 0) around.push(y[t - k * step] ?? 0);
-    if (t + k * step < y.length) around.push(y[t + k * step] ?? 0);
-  }
-  return median(around);
-}
-
-/**
- * `history` with its outliers replaced. An hour is an outlier when it lies more than
- * CLEANING_THRESHOLD robust σ both from its **seasonal reference** (the median of the same hour of
- * the week in the other weeks, or of the same hour of the day when there are under two weeks) and
- * from its **local reference** (the median of the same hour on the three days before and after).
- * Both are needed: a weekend is far from the neighbouring weekdays but not from other weekends, and
- * the days after a level shift are far from earlier weeks but not from each other; an incident is
- * far from both. Each σ is 1.4826 · MAD of all hours' deviations from that reference. An outlier
- * takes its seasonal reference. Histories under two days are returned as they are.
- */
-export function cleanHistory(history: readonly number[]): number[] {
-  const n = history.length;
-  if (n < 2 * DAY_HOURS) return [...history];
-  const seasonal = n >= 2 * WEEK_HOURS ? history.map((_v, t) => neighbourMedian(history, t, WEEK_HOURS, n)) : history.map((_v, t) => neighbourMedian(history, t, DAY_HOURS, n));
-  const local = history.map((_v, t) => neighbourMedian(history, t, DAY_HOURS, 3));
-  const seasonalDeviation = history.map((v, t) => v - (seasonal[t] ?? 0));
-  const localDeviation = history.map((v, t) => v - (local[t] ?? 0));
-  const seasonalSigma = robustScale(seasonalDeviation).sigma;
-  const localSigma = robustScale(localDeviation).sigma;
-  if (seasonalSigma === 0 || localSigma === 0) return [...history];
-  return history.map((v, t) =>
-    Math.abs(seasonalDeviation[t] ?? 0) > CLEANING_THRESHOLD * seasonalSigma && Math.abs(localDeviation[t] ?? 0) > CLEANING_THRESHOLD * localSigma ? (seasonal[t] ?? v) : v,
-  );
-}
-
 /** Scans the last `windowHours` of an hourly series (values ≥ 0, oldest first) for anomalies. */
 export function detectAnomalies(series: readonly number[], options: AnomalyOptions = {}): AnomalyScan {
   const windowHours = options.windowHours ?? DAY_HOURS;
@@ -134,7 +81,7 @@ export function detectAnomalies(series: readonly number[], options: AnomalyOptio
   const historyLength = series.length - window;
   if (historyLength < MIN_ANOMALY_HISTORY) return { model: null, hours: [], anomalies: [] };
 
-  const forecast = forecastSeries(cleanHistory(series.slice(0, historyLength)), { horizonHours: window });
+  const forecast = forecastSeries(series.slice(0, historyLength), { horizonHours: window });
   const hours = Array.from({ length: window }, (_, k) => {
     const index = historyLength + k;
     const expected = forecast.point[k] ?? 0;

@@ -115,6 +115,23 @@ describe('forecasting core', function () {
     });
   });
 
+  describe('outliers in the history', () => {
+    it('does not expect an incident again: the forecast of a history with one is close to that of the clean history', () => {
+      const options: SyntheticOptions = { hours: HISTORY, level: 100, trend: 0.02, dailyAmplitude: 40, weekendFactor: 0.6, noise: 4 };
+      const clean = syntheticSeries(71, options);
+      // Five hours at five times the usual, exactly one week before the end: seasonal-naive and a
+      // weekly season would repeat them next week.
+      const incident = clean.map((v, t) => (t >= HISTORY - WEEK_HOURS + 10 && t < HISTORY - WEEK_HOURS + 15 ? v * 5 : v));
+      const fromClean = forecastSeries(clean, { horizonHours: 24 });
+      const fromIncident = forecastSeries(incident, { horizonHours: 24 });
+      for (let h = 11; h <= 15; h++) {
+        const a = fromClean.hour(h).expected;
+        const b = fromIncident.hour(h).expected;
+        assert.ok(Math.abs(b - a) < 0.15 * a, `hour ${h}: ${b.toFixed(1)} with the incident vs ${a.toFixed(1)} without`);
+      }
+    });
+  });
+
   describe('short histories', () => {
     const cases: { hours: number; allowed: string[] }[] = [
       { hours: 1, allowed: ['mean'] },

@@ -35,12 +35,16 @@
  * smooth forecast say (measured on synthetic intermittent series: a smoothed level put the 80%
  * lower bound above 0 and missed every zero hour).
  *
- * **Level shifts**: a shift of the level in the last week (level-shift.ts) rescales the history
- * before it to the new level first; everything above then runs on the rescaled series.
+ * **Level shifts and outliers**: a shift of the level in the last week (level-shift.ts) rescales
+ * the history before it to the new level, then outliers (an hour far from both the same hour in
+ * other weeks and on the neighbouring days: an incident, a holiday) are replaced by their seasonal
+ * reference (clean.ts); everything above runs on that series, so an incident is neither expected
+ * again nor counted as a normal error.
  *
  * The final model is refitted on all n hours (warm-started from the backtest fit). Point forecasts
  * are clipped at 0.
  */
+import { cleanHistory } from './clean.js';
 import { IntervalModel, bandOf, withFloor, type Band, type WidthFloor } from './intervals.js';
 import { detectLevelShift, rescaleBeforeShift, type LevelShift } from './level-shift.js';
 import {
@@ -247,7 +251,7 @@ export function forecastSeries(observed: ArrayLike<number>, options: ForecastSer
   checkSeries(observed);
   // After a recent level shift, the history before it is rescaled to the new level (level-shift.ts).
   const levelShift = detectLevelShift(observed);
-  const series = levelShift ? rescaleBeforeShift(observed, levelShift) : observed;
+  const series = cleanHistory(levelShift ? rescaleBeforeShift(observed, levelShift) : Array.from(observed));
   const horizon = options.horizonHours;
   if (!Number.isInteger(horizon) || horizon < 1) throw new RangeError(`horizonHours must be a whole number ≥ 1 (got ${horizon})`);
   const n = series.length;
