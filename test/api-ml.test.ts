@@ -10,7 +10,8 @@
  *   half warm (100 ms). 500 cold starts × 0.01 = 5.00 against one warm 128 MB instance for 30 days:
  *   128 × 2,592,000,000 ms × 1e-11 = 3.31776.
  * - Plans (EUR, so the seeded USD plans are not candidates): `ml-current` (in force; 1e-11 per
- *   MB·ms, 0.01 per cold start), `ml-half` (half of both), `ml-double` (twice both).
+ *   MB·ms, 0.01 per cold start, 1,000 free invocations a month, which are not priced anyway),
+ *   `ml-half` (half of both prices), `ml-double` (twice both).
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -56,7 +57,7 @@ describe('ML API: predict, anomalies, optimize, insights', function () {
     const other = (await post('/tenants', { slug: 'ml-other', name: 'Other', currency: 'EUR' })).id;
     otherKey = (await api.call<{ key: string }>('POST', '/api-keys', { body: { name: 'other', role: 'tenant', tenant_id: other } })).body.key;
     const rules = { duration_granularity_ms: 1, min_billed_duration_ms: 1, memory_step_mb: 128, billed_memory: 'allocated' };
-    const current = await post('/pricing/plans', { name: 'ml-current', currency: 'EUR', price_per_mb_ms: '0.00000000001', price_per_cold_start: '0.01', rules });
+    const current = await post('/pricing/plans', { name: 'ml-current', currency: 'EUR', price_per_mb_ms: '0.00000000001', price_per_cold_start: '0.01', free_tier_invocations: '1000', rules });
     await post('/pricing/plans', { name: 'ml-half', currency: 'EUR', price_per_mb_ms: '0.000000000005', price_per_cold_start: '0.005', rules });
     await post('/pricing/plans', { name: 'ml-double', currency: 'EUR', price_per_mb_ms: '0.00000000002', price_per_cold_start: '0.02', rules });
     assert.equal((await api.call('PUT', `/tenants/${tenantId}/pricing-plan`, { body: { pricing_plan_id: current.id, effective_from: '2025-01-01T00:00:00Z' } })).status, 200);
@@ -132,14 +133,20 @@ describe('ML API: predict, anomalies, optimize, insights', function () {
     assert.equal(find('min_scale', 'oversized'), undefined);
   });
 
-  it('ranks savings largest first, totals them, and ends with the budget warning (already crossed: now)', () => {
+  it('ranks savings largest first, totals them, and ends with the capacity warnings (both already crossed: now)', () => {
     const savings = report.recommendations.filter((r) => r.saving !== null).map((r) => new Dec(r.saving ?? 0));
     for (let i = 1; i < savings.length; i++) assert.ok((savings[i - 1] as Dec).gte(savings[i] as Dec));
     assert.equal(report.total_saving, savings.reduce((s, v) => s.plus(v), new Dec(0)).toFixed(2));
-    const budget = report.recommendations.at(-1);
+    const [budget, quota] = report.recommendations.slice(-2);
+    // Month to date 5.20 against a budget of 1.00.
     assert.equal(budget?.kind, 'budget');
     assert.equal(budget.saving, null);
     assert.equal(budget.evidence.expected_crossing, NOW.toISOString());
+    // 21,000 invocations in October against 1,000 free ones; no free compute, so no compute quota.
+    assert.equal(quota?.kind, 'quota');
+    assert.equal(quota.evidence.month_to_date, '21000');
+    assert.equal(quota.evidence.crossing, NOW.toISOString());
+    assert.equal(report.recommendations.filter((r) => r.kind === 'quota').length, 1);
   });
 
   it('POST /ml/predict forecasts the horizons asked for and stores them', async () => {

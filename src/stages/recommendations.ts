@@ -16,7 +16,8 @@
  *   nothing is suggested.
  * - **min_scale** (per service): cold-start rate and the extra time of cold invocations against the
  *   cost of one warm instance (core: minScaleAdvice), at the plan's unit prices.
- * - **budget**: when the month's cost will reach the budget at the month-end forecast's pace.
+ * - **budget** and **quota** (capacity planning): when the month's cost will reach the budget, and
+ *   its usage the plan's free invocations or compute, at the month-end forecast's pace.
  */
 import { randomUUID } from 'node:crypto';
 import type { Decimal } from 'decimal.js';
@@ -34,14 +35,14 @@ export const RECOMMENDATION_DAYS = 30;
 /** Fewest invocations a service needs before its memory or scaling is judged. */
 const MIN_INVOCATIONS = 100;
 
-export type RecommendationKind = 'plan' | 'memory_limit' | 'min_scale' | 'budget';
+export type RecommendationKind = 'plan' | 'memory_limit' | 'min_scale' | 'budget' | 'quota';
 
 export interface Recommendation {
   kind: RecommendationKind;
   service: string | null;
   current: string;
   suggested: string;
-  /** What the change would have saved over the last 30 days (decimal text, currency's minor unit); null for a budget warning. */
+  /** What the change would have saved over the last 30 days (decimal text, currency's minor unit); null for a budget or quota warning. */
   saving: string | null;
   /** The saving as a share of the tenant's cost over the 30 days (0–1, 4 decimals); null when there is none. */
   saving_share: string | null;
@@ -105,7 +106,7 @@ export class Advisor {
     this.now = options.now ?? (() => new Date());
   }
 
-  /** The recommendations of one tenant (by id), most valuable first, budget warnings last. */
+  /** The recommendations of one tenant (by id), most valuable first, budget and quota warnings last. */
   async recommend(tenantId: string, at: Date = this.now()): Promise<RecommendationReport> {
     const { db, billing } = this.options;
     const tenant = (await db('tenants').select('id', 'timezone', 'currency').where({ id: tenantId }).first()) as TenantRow | undefined;
@@ -156,7 +157,7 @@ export class Advisor {
       const scale = this.scaleAdvice(plan, facts, end - start);
       if (scale) out.push({ ...scale, saving: money(new Dec(scale.saving ?? 0)), saving_share: share(new Dec(scale.saving ?? 0)) });
     }
-    const budget = await this.budgetWarning(tenant, at, money);
+    const warnings = await this.capacityWarnings(tenant, plan, at, money);
     const ranked = out.filter((r) => r.saving !== null && new Dec(r.saving).gt(0)).sort((a, b) => new Dec(b.saving ?? 0).cmp(a.saving ?? 0));
     return {
       tenant_id: tenant.id,
@@ -164,7 +165,7 @@ export class Advisor {
       period_start: new Date(start).toISOString(),
       period_end: new Date(end).toISOString(),
       cost: money(cost),
-      recommendations: budget ? [...ranked, budget] : ranked,
+      recommendations: [...ranked, ...warnings],
       total_saving: money(ranked.reduce((s, r) => s.plus(r.saving ?? 0), new Dec(0))),
     };
   }
@@ -258,32 +259,61 @@ export class Advisor {
     };
   }
 
-  /** A budget warning when the month-end forecast reaches the tenant's budget. */
-  private async budgetWarning(tenant: TenantRow, at: Date, money: (d: Decimal) => string): Promise<Recommendation | null> {
+  /**
+   * Capacity planning from the month-end forecast: when the month's cost reaches the tenant's
+   * budget, and when its usage uses up the plan's free invocations or free compute (a quota), at
+   * the forecast's pace. Nothing when there is neither a budget nor a free allowance.
+   */
+  private async capacityWarnings(tenant: TenantRow, plan: StoredPlan, at: Date, money: (d: Decimal) => string): Promise<Recommendation[]> {
     const budget = (await this.options.db('budgets').select('amount').where({ tenant_id: tenant.id }).first()) as { amount: string } | undefined;
-    if (!budget) return null;
+    const quotas = [
+      { meter: 'invocations' as const, allowance: plan.free_tier_invocations, unit: 'invocations' },
+      { meter: 'compute' as const, allowance: plan.free_tier_mb_ms, unit: 'MB·ms' },
+    ].filter((q) => new Dec(q.allowance).gt(0));
+    if (!budget && quotas.length === 0) return [];
     const summary = await this.options.forecaster.run({ tenantId: tenant.id, horizons: ['month_end'], at });
     const forecast = summary.forecasts?.[0];
-    if (!forecast) return null;
+    if (!forecast) return [];
     const asOf = Date.parse(forecast.as_of);
     const monthEnd = Date.parse(forecast.period_end);
-    const actual = forecast.actual_cost ?? '0';
-    const expected = budgetCrossing(budget.amount, actual, forecast.forecasted_cost, asOf, monthEnd);
-    const possible = budgetCrossing(budget.amount, actual, forecast.interval_80.upper, asOf, monthEnd);
-    if (possible === null) return null;
-    const when = (t: number | null): string => (t === null ? 'not this month' : new Date(t).toISOString());
-    return {
-      kind: 'budget',
-      service: null,
-      current: `budget ${money(new Dec(budget.amount))} ${forecast.currency}`,
-      suggested: expected === null ? 'watch: the 80% upper bound reaches the budget' : 'raise the budget or cut usage',
-      saving: null,
-      saving_share: null,
-      explanation:
-        `At the current trend this month will cost ${forecast.forecasted_cost} ${forecast.currency} (80%: ${forecast.interval_80.lower}–${forecast.interval_80.upper}); ` +
-        `the budget of ${money(new Dec(budget.amount))} is reached ${expected === null ? `only if usage runs high (at the upper bound: ${when(possible)})` : `around ${when(expected)}`}.`,
-      evidence: { budget: money(new Dec(budget.amount)), month_to_date: actual, month_end_forecast: forecast.forecasted_cost, upper_80: forecast.interval_80.upper, expected_crossing: expected === null ? null : when(expected), crossing_at_upper_80: when(possible) },
-    };
+    const when = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+    const out: Recommendation[] = [];
+    if (budget) {
+      const actual = forecast.actual_cost ?? '0';
+      const expected = budgetCrossing(budget.amount, actual, forecast.forecasted_cost, asOf, monthEnd);
+      const possible = budgetCrossing(budget.amount, actual, forecast.interval_80.upper, asOf, monthEnd);
+      if (possible !== null) {
+        out.push({
+          kind: 'budget',
+          service: null,
+          current: `budget ${money(new Dec(budget.amount))} ${forecast.currency}`,
+          suggested: expected === null ? 'watch: the 80% upper bound reaches the budget' : 'raise the budget or cut usage',
+          saving: null,
+          saving_share: null,
+          explanation:
+            `At the current trend this month will cost ${forecast.forecasted_cost} ${forecast.currency} (80%: ${forecast.interval_80.lower}–${forecast.interval_80.upper}); ` +
+            `the budget of ${money(new Dec(budget.amount))} is reached ${expected === null ? `only if usage runs high (at the upper bound: ${when(possible) ?? ''})` : `around ${when(expected) ?? ''}`}.`,
+          evidence: { budget: money(new Dec(budget.amount)), month_to_date: actual, month_end_forecast: forecast.forecasted_cost, upper_80: forecast.interval_80.upper, expected_crossing: when(expected), crossing_at_upper_80: when(possible) },
+        });
+      }
+    }
+    for (const quota of quotas) {
+      const component = forecast.components[quota.meter];
+      const actual = component.actual?.quantity ?? '0';
+      const crossing = budgetCrossing(quota.allowance, actual, component.quantity.expected, asOf, monthEnd);
+      if (crossing === null) continue;
+      out.push({
+        kind: 'quota',
+        service: null,
+        current: `${quota.allowance} free ${quota.unit} a month`,
+        suggested: crossing === asOf ? 'used up: usage is billed from here on' : 'plan for billed usage from the crossing on',
+        saving: null,
+        saving_share: null,
+        explanation: `This month's ${quota.unit} are forecast at ${component.quantity.expected} (${actual} so far); the ${quota.allowance} free ones ${crossing === asOf ? 'are used up already' : `run out around ${when(crossing) ?? ''}`}.`,
+        evidence: { allowance: quota.allowance, month_to_date: actual, month_end_forecast: component.quantity.expected, crossing: when(crossing) },
+      });
+    }
+    return out;
   }
 }
 

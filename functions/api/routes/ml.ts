@@ -23,11 +23,11 @@ const anomaliesSchema = z.object({
 });
 const predictionsSchema = z.object({ tenant_id: z.uuid(), forecasts: z.array(forecastResponseSchema) });
 const recommendationSchema = z.object({
-  kind: z.enum(['plan', 'memory_limit', 'min_scale', 'budget']),
+  kind: z.enum(['plan', 'memory_limit', 'min_scale', 'budget', 'quota']),
   service: z.string().nullable(),
   current: z.string(),
   suggested: z.string(),
-  saving: decimalText.nullable().describe('what the change would have saved over the last 30 days; null for a budget warning'),
+  saving: decimalText.nullable().describe('what the change would have saved over the last 30 days; null for a budget or quota warning'),
   saving_share: decimalText.nullable().describe('the saving as a share of the 30 days’ cost (0–1)'),
   explanation: z.string(),
   evidence: z.record(z.string(), z.union([z.number(), z.string(), z.null()])),
@@ -38,7 +38,7 @@ const recommendationsSchema = z.object({
   period_start: z.string(),
   period_end: z.string(),
   cost: decimalText.describe('the 30 days under the plan in force (simulated)'),
-  recommendations: z.array(recommendationSchema).describe('largest saving first, a budget warning last'),
+  recommendations: z.array(recommendationSchema).describe('largest saving first, budget and quota warnings last'),
   total_saving: decimalText,
 }) satisfies z.ZodType<RecommendationReport>;
 const insightsSchema = z.object({
@@ -110,7 +110,7 @@ export const mlRoutes = (deps: ApiDeps) => {
     route({
       method: 'post',
       path: '/ml/optimize',
-      summary: 'Savings recommendations (cheaper plan, memory limits, minScale, budget) priced on the last 30 days of usage',
+      summary: 'Savings recommendations (cheaper plan, memory limits, minScale) priced on the last 30 days of usage, and when the budget or a free allowance runs out',
       tag: 'ml',
       auth: ['admin', 'tenant'],
       limit: 'expensive',
