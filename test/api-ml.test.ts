@@ -45,10 +45,12 @@ describe('ML API: predict, anomalies, optimize, insights', function () {
   let tenantId = '';
   let otherKey = '';
   let report: Report;
+  let currentPlanId = '';
+  let post: (path: string, body: unknown) => Promise<{ id: string }>;
 
   before(async () => {
     api = await startTestApi({ now: () => NOW });
-    const post = async (path: string, body: unknown): Promise<{ id: string }> => {
+    post = async (path: string, body: unknown): Promise<{ id: string }> => {
       const res = await api.call<{ id: string }>('POST', path, { body });
       assert.ok(res.status === 201 || res.status === 200, `${path}: ${res.status} ${res.text}`);
       return res.body;
@@ -61,6 +63,7 @@ describe('ML API: predict, anomalies, optimize, insights', function () {
     await post('/pricing/plans', { name: 'ml-half', currency: 'EUR', price_per_mb_ms: '0.000000000005', price_per_cold_start: '0.005', rules });
     await post('/pricing/plans', { name: 'ml-double', currency: 'EUR', price_per_mb_ms: '0.00000000002', price_per_cold_start: '0.02', rules });
     assert.equal((await api.call('PUT', `/tenants/${tenantId}/pricing-plan`, { body: { pricing_plan_id: current.id, effective_from: '2025-01-01T00:00:00Z' } })).status, 200);
+    currentPlanId = current.id;
 
     const revisionOf = async (name: string, limit: number): Promise<{ serviceId: string; revisionId: string }> => {
       const service = await post('/services', { tenant_id: tenantId, name });
@@ -147,6 +150,52 @@ describe('ML API: predict, anomalies, optimize, insights', function () {
     assert.equal(quota.evidence.month_to_date, '21000');
     assert.equal(quota.evidence.crossing, NOW.toISOString());
     assert.equal(report.recommendations.filter((r) => r.kind === 'quota').length, 1);
+  });
+
+  it('counts the longer durations a lower limit brings where the data shows CPU scaling with memory', async () => {
+    // Two services, each run under a 1,024 MB and a 512 MB revision, 150 events of 100 invocations
+    // at ~200 MB on each (p99 → a 256 MB limit). `flat` takes 1,000 ms per invocation under both
+    // limits; `cpu-bound` takes 2,000 ms under 512 MB: halving memory doubled its duration
+    // (elasticity 1), so at 256 MB it would bill as much MB·ms as now and nothing is saved.
+    const tenant = (await post('/tenants', { slug: 'ml-cpu', name: 'CPU', currency: 'EUR' })).id;
+    assert.equal((await api.call('PUT', `/tenants/${tenant}/pricing-plan`, { body: { pricing_plan_id: currentPlanId, effective_from: '2025-01-01T00:00:00Z' } })).status, 200);
+    const rows: Record<string, unknown>[] = [];
+    for (const [name, slowAt512] of [
+      ['flat', false],
+      ['cpu-bound', true],
+    ] as const) {
+      const service = await post('/services', { tenant_id: tenant, name });
+      for (const limit of [1024, 512]) {
+        const revision = await post(`/services/${service.id}/revisions`, { name: `${name}-${limit}`, memory_limit_mb: limit });
+        const perInvocationMs = slowAt512 && limit === 512 ? 2000 : 1000;
+        for (let i = 0; i < 150; i++) {
+          rows.push({
+            time: new Date(Date.parse('2025-10-01T00:00:00Z') + i * 3_000_000 + (limit === 512 ? 1_000_000 : 0)).toISOString(),
+            tenant_id: tenant,
+            service_id: service.id,
+            revision_id: revision.id,
+            source: '/test',
+            event_id: randomUUID(),
+            invocations: 100,
+            duration_ms: String(100 * perInvocationMs),
+            memory_mb: String(190 + (i % 21)),
+          });
+        }
+      }
+    }
+    await api.database.db('usage_raw').insert(rows);
+    assert.equal((await api.call('POST', '/metrics/aggregate')).status, 200);
+    const res = await api.call<Report>('POST', '/ml/optimize', { body: { tenant_id: tenant } });
+    assert.equal(res.status, 200, res.text);
+    const memory = res.body.recommendations.filter((r) => r.kind === 'memory_limit');
+    assert.deepEqual(
+      memory.map((r) => r.service),
+      ['flat'],
+      JSON.stringify(res.body.recommendations),
+    );
+    // flat: 15,000 × 1,000 ms × (1,024 + 512) MB × 1e-11 = 0.2304 → 0.23; at 256 MB: 15,000 × 1,000 × 512 × 1e-11 = 0.0768 → 0.08.
+    assert.equal(memory[0]?.saving, '0.15');
+    assert.equal(memory[0]?.evidence.duration_elasticity, 0);
   });
 
   it('POST /ml/predict forecasts the horizons asked for and stores them', async () => {

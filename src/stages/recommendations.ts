@@ -11,9 +11,10 @@
  *   lower limit with 20% headroom (core: suggestedMemoryLimit). Its saving is the difference of the
  *   service's compute lines between the plan in force and the same plan with billed memory capped at
  *   the suggested limit (`rules.max_memory_mb`), i.e. the usage re-priced as if the limit had been
- *   lower. It assumes durations stay the same (no CPU throttling at the lower limit: the data has no
- *   run at the lower limit to show otherwise). A plan that bills observed memory saves nothing, and
- *   nothing is suggested.
+ *   lower. Where the service ran under several limits and its durations moved with them (CPU
+ *   allotted in proportion to memory), the re-priced compute is lengthened by
+ *   (suggested / current)^(−e) (core: durationElasticity); otherwise durations are assumed to stay
+ *   the same. A plan that bills observed memory saves nothing, and nothing is suggested.
  * - **min_scale** (per service): cold-start rate and the extra time of cold invocations against the
  *   cost of one warm instance (core: minScaleAdvice), at the plan's unit prices.
  * - **budget** and **quota** (capacity planning): when the month's cost will reach the budget, and
@@ -24,7 +25,7 @@ import type { Decimal } from 'decimal.js';
 import type { Db } from '../adapters/postgres.js';
 import { PlanStore, type StoredPlan } from '../adapters/plans.js';
 import type { Billing } from '../billing/index.js';
-import { budgetCrossing, minScaleAdvice, suggestedMemoryLimit } from '../core/forecast/index.js';
+import { budgetCrossing, durationElasticity, minScaleAdvice, suggestedMemoryLimit, type LimitRun } from '../core/forecast/index.js';
 import { Dec, minorUnitDigits } from '../core/pricing/index.js';
 import { billingPeriod, windowBoundsMs } from '../core/windows/index.js';
 import type { Forecaster } from './forecast.js';
@@ -150,9 +151,11 @@ export class Advisor {
       });
     }
 
+    const limitRuns = await this.limitRuns(tenant.id, new Date(start), new Date(end));
     for (const facts of await this.serviceFacts(tenant.id, new Date(start), new Date(end))) {
       if (new Dec(facts.invocations).lt(MIN_INVOCATIONS)) continue;
-      const memory = await this.memoryAdvice(tenant.id, plan, pieces, facts, computeByService.get(facts.service) ?? new Dec(0));
+      const elasticity = durationElasticity(limitRuns.get(facts.service) ?? [], MIN_INVOCATIONS);
+      const memory = await this.memoryAdvice(tenant.id, plan, pieces, facts, computeByService.get(facts.service) ?? new Dec(0), elasticity);
       if (memory) out.push({ ...memory, saving: money(new Dec(memory.saving)), saving_share: share(new Dec(memory.saving)) });
       const scale = this.scaleAdvice(plan, facts, end - start);
       if (scale) out.push({ ...scale, saving: money(new Dec(scale.saving ?? 0)), saving_share: share(new Dec(scale.saving ?? 0)) });
@@ -205,7 +208,29 @@ export class Advisor {
     return rows;
   }
 
-  private async memoryAdvice(tenantId: string, plan: StoredPlan, pieces: readonly Piece[], facts: ServiceFacts, currentCompute: Decimal): Promise<(Omit<Recommendation, 'saving'> & { saving: string }) | null> {
+  /** Per service, each memory limit it ran under in [start, end) with its invocations and mean duration. */
+  private async limitRuns(tenantId: string, start: Date, end: Date): Promise<Map<string, LimitRun[]>> {
+    const { rows } = await this.options.db.raw<{ rows: { service: string; limit_mb: number; invocations: string; ms: number }[] }>(
+      `SELECT s.name AS service, COALESCE(rv.memory_limit_mb, s.memory_limit_mb)::float8 AS limit_mb,
+              sum(u.invocations) AS invocations, (sum(u.duration_ms) / sum(u.invocations))::float8 AS ms
+         FROM usage_raw u JOIN services s ON s.id = u.service_id JOIN revisions rv ON rv.id = u.revision_id
+        WHERE u.tenant_id = ? AND u.time >= ? AND u.time < ? AND COALESCE(rv.memory_limit_mb, s.memory_limit_mb) IS NOT NULL
+        GROUP BY 1, 2`,
+      [tenantId, start, end],
+    );
+    const out = new Map<string, LimitRun[]>();
+    for (const r of rows) out.set(r.service, [...(out.get(r.service) ?? []), { limitMb: r.limit_mb, invocations: Number(r.invocations), msPerInvocation: r.ms }]);
+    return out;
+  }
+
+  private async memoryAdvice(
+    tenantId: string,
+    plan: StoredPlan,
+    pieces: readonly Piece[],
+    facts: ServiceFacts,
+    currentCompute: Decimal,
+    elasticity: number | null,
+  ): Promise<(Omit<Recommendation, 'saving'> & { saving: string }) | null> {
     if (plan.rules.billed_memory !== 'allocated' || facts.limit_mb === null || facts.p99_mb === null) return null;
     const suggested = suggestedMemoryLimit(facts.p99_mb, facts.limit_mb, plan.rules.memory_step_mb);
     if (suggested === null || (plan.rules.max_memory_mb !== null && plan.rules.max_memory_mb <= suggested)) return null;
@@ -218,7 +243,16 @@ export class Advisor {
         for (const line of bill.lines) if (line.meter === 'compute' && line.service === facts.service) cappedCompute = cappedCompute.plus(line.amount);
       }
     }
-    const saving = currentCompute.minus(cappedCompute);
+    // Where the data shows durations growing at lower limits, the capped compute grows with them.
+    const durationFactor = elasticity === null || elasticity === 0 ? 1 : (suggested / facts.limit_mb) ** -elasticity;
+    const saving = currentCompute.minus(cappedCompute.times(durationFactor.toFixed(6)));
+    if (!saving.gt(0)) return null;
+    const durationNote =
+      durationFactor === 1
+        ? elasticity === null
+          ? ' Assumes durations stay the same (it never ran under another limit to show otherwise).'
+          : ' Its durations did not change with the memory limit in the data.'
+        : ` Its runs under other limits show durations ${((durationFactor - 1) * 100).toFixed(0)}% longer at ${suggested} MB (elasticity ${elasticity?.toFixed(2) ?? ''}), included in the saving.`;
     return {
       kind: 'memory_limit',
       service: facts.service,
@@ -226,8 +260,16 @@ export class Advisor {
       suggested: `${suggested} MB`,
       saving: saving.toFixed(),
       saving_share: null,
-      explanation: `${facts.service} used at most ${round(facts.p99_mb)} MB in 99% of its invocations (p95 ${round(facts.p95_mb ?? 0)} MB) against a ${facts.limit_mb} MB limit; a ${suggested} MB limit keeps 20% headroom. Assumes durations stay the same.`,
-      evidence: { p95_memory_mb: round(facts.p95_mb ?? 0), p99_memory_mb: round(facts.p99_mb), limit_mb: facts.limit_mb, compute_cost: currentCompute.toFixed(), compute_cost_at_suggested_limit: cappedCompute.toFixed() },
+      explanation: `${facts.service} used at most ${round(facts.p99_mb)} MB in 99% of its invocations (p95 ${round(facts.p95_mb ?? 0)} MB) against a ${facts.limit_mb} MB limit; a ${suggested} MB limit keeps 20% headroom.${durationNote}`,
+      evidence: {
+        p95_memory_mb: round(facts.p95_mb ?? 0),
+        p99_memory_mb: round(facts.p99_mb),
+        limit_mb: facts.limit_mb,
+        compute_cost: currentCompute.toFixed(),
+        compute_cost_at_suggested_limit: cappedCompute.toFixed(),
+        duration_elasticity: elasticity,
+        duration_factor: round(durationFactor),
+      },
     };
   }
 

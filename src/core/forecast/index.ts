@@ -15,5 +15,5 @@ export type { ForecastHorizon, ForecastPeriod, ForecastResponse } from './respon
 export { MIN_ANOMALY_HISTORY, detectAnomalies } from './anomaly.js';
 export { cleanHistory, robustScale } from './clean.js';
 export type { AnomalyOptions, AnomalyScan, DetectedAnomaly } from './anomaly.js';
-export { budgetCrossing, minScaleAdvice, suggestedMemoryLimit } from './recommend.js';
-export type { ScaleAdvice, ScaleFacts, ScalePrices } from './recommend.js';
+export { budgetCrossing, durationElasticity, minScaleAdvice, suggestedMemoryLimit } from './recommend.js';
+export type { LimitRun, ScaleAdvice, ScaleFacts, ScalePrices } from './recommend.js';

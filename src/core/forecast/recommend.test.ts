@@ -1,6 +1,6 @@
 /** The pure recommendation rules, on figures whose answer is worked out by hand. */
 import assert from 'node:assert/strict';
-import { budgetCrossing, minScaleAdvice, suggestedMemoryLimit, type ScaleFacts } from './recommend.js';
+import { budgetCrossing, durationElasticity, minScaleAdvice, suggestedMemoryLimit, type ScaleFacts } from './recommend.js';
 
 const THIRTY_DAYS_MS = 30 * 86_400_000;
 
@@ -21,6 +21,23 @@ describe('recommendation rules', () => {
     it('refuses figures that are not positive', () => {
       assert.throws(() => suggestedMemoryLimit(0, 1024, 128), RangeError);
       assert.throws(() => suggestedMemoryLimit(100, 1024, 0), RangeError);
+    });
+  });
+
+  describe('duration vs memory', () => {
+    it('measures how duration moves with the limit: halved when memory doubles is 1, unchanged is 0', () => {
+      assert.equal(durationElasticity([{ limitMb: 256, invocations: 500, msPerInvocation: 400 }, { limitMb: 512, invocations: 500, msPerInvocation: 200 }]), 1);
+      assert.equal(durationElasticity([{ limitMb: 256, invocations: 500, msPerInvocation: 300 }, { limitMb: 1024, invocations: 500, msPerInvocation: 300 }]), 0);
+      // 4× the memory, duration × 0.5: e = ln 2 / ln 4 = 0.5.
+      const half = durationElasticity([{ limitMb: 128, invocations: 500, msPerInvocation: 100 }, { limitMb: 256, invocations: 500, msPerInvocation: 80 }, { limitMb: 512, invocations: 500, msPerInvocation: 50 }]);
+      assert.ok(half !== null && Math.abs(half - 0.5) < 1e-12);
+    });
+
+    it('needs two limits with enough invocations each, and never goes outside [0, 1]', () => {
+      assert.equal(durationElasticity([{ limitMb: 256, invocations: 500, msPerInvocation: 400 }]), null);
+      assert.equal(durationElasticity([{ limitMb: 256, invocations: 50, msPerInvocation: 400 }, { limitMb: 512, invocations: 500, msPerInvocation: 200 }]), null);
+      // More memory and slower: noise, not a law; clipped to 0.
+      assert.equal(durationElasticity([{ limitMb: 256, invocations: 500, msPerInvocation: 200 }, { limitMb: 512, invocations: 500, msPerInvocation: 260 }]), 0);
     });
   });
 

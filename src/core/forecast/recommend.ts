@@ -9,6 +9,10 @@
  *   whether or not it is billed to the tenant); what it saves is the cold-start charges plus the
  *   extra billed time of cold invocations. minScale 1 is suggested when the saving exceeds the cost,
  *   scale to zero (minScale 0) when a service kept warm would cost less cold.
+ * - **Duration vs memory**: where a service ran under several memory limits, how its duration per
+ *   invocation moved with the limit (CPU is allotted in proportion to memory on most platforms):
+ *   the elasticity e in duration ∝ limit^(−e), from the smallest and the largest limit, in [0, 1].
+ *   A lower limit then lengthens durations by (suggested / current)^(−e).
  * - **Budget crossing**: at the month-end forecast's pace, the instant the month's cost reaches the
  *   budget — linear between now (month-to-date actual) and month end (the forecast).
  */
@@ -20,6 +24,28 @@ export function suggestedMemoryLimit(p99Mb: number, limitMb: number, stepMb: num
   if (!(p99Mb > 0) || !(limitMb > 0) || !(stepMb > 0)) throw new RangeError('memory figures and the step must be positive');
   const suggested = Math.ceil((p99Mb * (1 + headroom)) / stepMb) * stepMb;
   return suggested < limitMb ? suggested : null;
+}
+
+/** One memory limit a service ran under, with what it did there. */
+export interface LimitRun {
+  limitMb: number;
+  invocations: number;
+  /** Mean duration per invocation, ms. */
+  msPerInvocation: number;
+}
+
+/**
+ * The elasticity of duration with respect to the memory limit (see the module comment), from the
+ * smallest and largest limits with at least `minInvocations` each; null with fewer than two such
+ * limits or a duration of 0.
+ */
+export function durationElasticity(runs: readonly LimitRun[], minInvocations = 100): number | null {
+  const usable = runs.filter((r) => r.invocations >= minInvocations && r.limitMb > 0 && r.msPerInvocation > 0).sort((a, b) => a.limitMb - b.limitMb);
+  const small = usable[0];
+  const large = usable[usable.length - 1];
+  if (!small || !large || small.limitMb === large.limitMb) return null;
+  const e = -Math.log(large.msPerInvocation / small.msPerInvocation) / Math.log(large.limitMb / small.limitMb);
+  return Math.min(1, Math.max(0, e));
 }
 
 export interface ScaleFacts {
