@@ -8,6 +8,7 @@ import { ApiError } from '../../../src/api/errors.js';
 import { route } from '../../../src/api/route.js';
 import { requiredTenant, visibleTenant } from '../../../src/api/tenancy.js';
 import { anomalyDetectedData } from '../../../src/contract/events.js';
+import { windowBoundsMs } from '../../../src/core/windows/index.js';
 import { AnomalyScanner } from '../../../src/stages/anomalies.js';
 import { forecastHorizons, forecastResponseSchema } from '../../../src/stages/forecast.js';
 import { Advisor, type RecommendationReport } from '../../../src/stages/recommendations.js';
@@ -103,7 +104,7 @@ export const mlRoutes = (deps: ApiDeps) => {
         const at = body.as_of ? new Date(body.as_of) : deps.now();
         const options = { ...(body.threshold !== undefined ? { threshold: body.threshold } : {}), ...(body.min_hours !== undefined ? { minHours: body.min_hours } : {}) };
         const anomalies = await scanner.scan(tenant.id, { at, windowHours: body.window_hours, options }).catch(planProblem);
-        const asOf = new Date(Math.floor(at.getTime() / 3_600_000) * 3_600_000).toISOString();
+        const asOf = new Date(windowBoundsMs(at.getTime(), '1h', tenant.timezone)[0]).toISOString();
         return { tenant_id: tenant.id, as_of: asOf, window_hours: body.window_hours, anomalies };
       },
     }),
