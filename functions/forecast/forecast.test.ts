@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { CloudEvent } from 'cloudevents';
 import { EventType, eventSource } from '../../src/contract/events.js';
 import { billingNamespace, pingEventType, pingSourceSource } from '../../src/contract/routing.js';
-import { FORECAST_SERVICE } from '../../src/core/forecast/index.js';
+import { FORECAST_MODEL_VERSION, FORECAST_SERVICE } from '../../src/core/forecast/index.js';
 import { randomSource } from '../../src/core/forecast/synthetic.js';
 import { Dec, computeBill, parsePlan, type Plan, type UsageChunk } from '../../src/core/pricing/index.js';
 import { Forecaster, forecastHorizons, forecastResponseSchema, type ForecastResponse, type ForecastRunSummary } from '../../src/stages/forecast.js';
@@ -206,7 +206,7 @@ describe('forecast function', function () {
       for (const r of rows) {
         assert.equal(r.as_of.toISOString(), '2025-03-19T10:00:00.000Z');
         assert.equal(r.currency, 'USD');
-        assert.equal(r.model_version, '1.0.0');
+        assert.equal(r.model_version, FORECAST_MODEL_VERSION);
         assert.ok(r.model_name.length > 0);
       }
       const byHorizon = new Map(rows.map((r) => [r.horizon, r]));

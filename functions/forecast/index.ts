@@ -1,8 +1,13 @@
 /**
  * forecast: triggered by faasbilling.forecast.tick.v1 (optional `horizons`), by the daily
  * PingSource, or on demand (a POST of JSON `{tenant_id?, horizons?, as_of?}`). Forecasts every
- * tenant with recent hourly usage (or the one asked for), stores the predictions in ml_predictions
- * and answers 200 with a JSON summary (204 when there was nothing to forecast). It emits no event.
+ * tenant with recent hourly usage (or the one asked for), stores the predictions in ml_predictions,
+ * then scans the same tenants' services for anomalies in the last 24 hours (src/stages/anomalies.ts).
+ *
+ * A tick or ping with anomalies replies faasbilling.anomaly.detected.v1 for the costliest one (one
+ * reply per invocation; its id is fixed by the incident, so a repeated tick notifies nothing twice;
+ * every anomaly is in the API's /ml/anomalies). Otherwise it answers 200 with a JSON summary that
+ * lists the anomalies (204 when there was nothing to forecast).
  */
 import { Counter } from 'prom-client';
 import { z } from 'zod';
@@ -13,6 +18,7 @@ import { createDb, pingDb, type Db } from '../../src/adapters/postgres.js';
 import { requireDatabaseUrl } from '../../src/runtime/config.js';
 import { defineFunction, type FunctionFactory, type FunctionRequest } from '../../src/runtime/function.js';
 import { createStageMetrics } from '../../src/runtime/metrics.js';
+import { AnomalyScanner, anomalyEvent } from '../../src/stages/anomalies.js';
 import { Forecaster, UnknownForecastTenantError, forecastHorizons, type ForecastRequest } from '../../src/stages/forecast.js';
 
 /** The on-demand request body. */
@@ -72,22 +78,30 @@ export const createForecast: FunctionFactory = (config, logger) => {
   const registers = [metrics.registry];
   const predictions = new Counter({ name: 'faasbilling_forecast_predictions_total', help: 'Predictions stored, by horizon', labelNames: ['horizon'] as const, registers });
   const tenantFailures = new Counter({ name: 'faasbilling_forecast_tenant_failures_total', help: 'Tenants a run could not forecast (no plan, bad time zone)', registers });
+  const anomaliesFound = new Counter({ name: 'faasbilling_anomalies_detected_total', help: 'Anomalies found by forecast runs (an incident seen by two runs counts twice)', labelNames: ['metric'] as const, registers });
   const forecaster = new Forecaster({ db, logger });
+  const scanner = new AnomalyScanner(db);
   return Promise.resolve({
     metrics,
     handle: async (request) => {
       const input = forecastRequestOf(request);
       let summary;
+      let scan;
       try {
         summary = await forecaster.run(input);
+        const at = input.at ?? new Date();
+        scan = await scanner.scanTenants(input.tenantId ? [input.tenantId] : await scanner.activeTenants(at), { at });
       } catch (err) {
         throw await asBillingError(err, db);
       }
+      for (const a of scan.anomalies) anomaliesFound.inc({ metric: a.metric });
+      const [costliest] = scan.anomalies;
+      if (costliest && request.cloudevent) return anomalyEvent(costliest);
       for (const f of summary.forecasts ?? []) predictions.inc({ horizon: f.horizon });
       if (!summary.forecasts) for (const h of summary.horizons) predictions.inc({ horizon: h }, summary.tenants);
       tenantFailures.inc(summary.failed.length);
-      if (summary.predictions === 0 && summary.failed.length === 0 && !input.tenantId) return { statusCode: 204 };
-      return { statusCode: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: summary };
+      if (summary.predictions === 0 && summary.failed.length === 0 && scan.anomalies.length === 0 && !input.tenantId) return { statusCode: 204 };
+      return { statusCode: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: { ...summary, anomalies: scan.anomalies } };
     },
     ready: () => pingDb(db),
     close: () => db.destroy(),

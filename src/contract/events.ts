@@ -82,6 +82,12 @@ export type BudgetAlert = z.infer<typeof budgetAlert>;
 export const forecastTickData = z
   .object({ horizons: z.array(z.enum(['1h', '1d', '1w', '30d', 'month_end'])).optional() })
   .strict();
+/**
+ * One anomaly of one service's metric (invocations, duration_p95_ms, memory_mb, errors, cost):
+ * `expected` and `observed` are the metric over the anomaly's hours (summed for counts and cost,
+ * averaged for duration and memory), `score` the mean robust z-score. The optional fields explain
+ * it further; older consumers may ignore them.
+ */
 export const anomalyDetectedData = z.object({
   tenant_id: z.string(),
   service: z.string(),
@@ -90,6 +96,14 @@ export const anomalyDetectedData = z.object({
   expected: z.number(),
   observed: z.number(),
   since: isoTime,
+  /** End of the last abnormal hour (exclusive). */
+  until: isoTime.optional(),
+  direction: z.enum(['spike', 'drop']).optional(),
+  /** Cost of the service over the anomaly's hours minus its expected cost, at the plan's unit prices (an estimate, not a bill). */
+  cost_impact: decimalString.optional(),
+  currency: z.string().length(3).optional(),
+  /** One sentence a person can act on. */
+  explanation: z.string().optional(),
 });
 
 export type BufferFlushData = z.infer<typeof bufferFlushData>;

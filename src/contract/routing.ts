@@ -78,7 +78,7 @@ export const routing = {
       { via: 'trigger', type: EventType.forecastTick },
       { via: 'trigger', type: pingEventType, pingSource: 'forecast-daily' },
     ],
-    emits: [],
+    emits: [EventType.anomalyDetected],
   },
   retention: {
     consumes: [{ via: 'trigger', type: pingEventType, pingSource: 'retention-daily' }],

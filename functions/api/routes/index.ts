@@ -18,6 +18,7 @@ import { deployRoutes } from './deploy.js';
 import { dashboardRoutes } from './dashboard.js';
 import { forecastRoutes } from './forecast.js';
 import { metricsRoutes } from './metrics.js';
+import { mlRoutes } from './ml.js';
 import { planRoutes, simulateRoute } from './plans.js';
 import { serviceRoutes } from './services.js';
 import { systemRoutes } from './system.js';
@@ -54,6 +55,7 @@ export const allRoutes = (deps: ApiDeps): AnyRoute[] => [
   ...creditRoutes(deps),
   ...forecastRoutes(deps),
   ...dashboardRoutes(deps),
+  ...mlRoutes(deps),
   ...webhookRoutes(deps),
   ...adminRoutes(deps),
 ];

@@ -115,15 +115,32 @@ describe('forecasting core', function () {
     });
   });
 
+  describe('outliers in the history', () => {
+    it('does not expect an incident again: the forecast of a history with one is close to that of the clean history', () => {
+      const options: SyntheticOptions = { hours: HISTORY, level: 100, trend: 0.02, dailyAmplitude: 40, weekendFactor: 0.6, noise: 4 };
+      const clean = syntheticSeries(71, options);
+      // Five hours at five times the usual, exactly one week before the end: seasonal-naive and a
+      // weekly season would repeat them next week.
+      const incident = clean.map((v, t) => (t >= HISTORY - WEEK_HOURS + 10 && t < HISTORY - WEEK_HOURS + 15 ? v * 5 : v));
+      const fromClean = forecastSeries(clean, { horizonHours: 24 });
+      const fromIncident = forecastSeries(incident, { horizonHours: 24 });
+      for (let h = 11; h <= 15; h++) {
+        const a = fromClean.hour(h).expected;
+        const b = fromIncident.hour(h).expected;
+        assert.ok(Math.abs(b - a) < 0.15 * a, `hour ${h}: ${b.toFixed(1)} with the incident vs ${a.toFixed(1)} without`);
+      }
+    });
+  });
+
   describe('short histories', () => {
     const cases: { hours: number; allowed: string[] }[] = [
       { hours: 1, allowed: ['mean'] },
       { hours: 5, allowed: ['mean'] },
-      { hours: 12, allowed: ['mean', 'drift'] },
-      { hours: 40, allowed: ['mean', 'drift', 'seasonal_naive_daily'] },
-      { hours: 100, allowed: ['mean', 'seasonal_naive_daily', 'holt_winters_daily'] },
-      { hours: 300, allowed: ['mean', 'seasonal_naive_daily', 'holt_winters_daily'] },
-      { hours: 500, allowed: ['seasonal_naive_daily', 'seasonal_naive_weekly', 'holt_winters_daily', 'holt_winters_double'] },
+      { hours: 12, allowed: ['mean', 'drift', 'ses'] },
+      { hours: 40, allowed: ['mean', 'drift', 'ses', 'seasonal_naive_daily'] },
+      { hours: 100, allowed: ['mean', 'ses', 'seasonal_naive_daily', 'holt_winters_daily'] },
+      { hours: 300, allowed: ['mean', 'ses', 'seasonal_naive_daily', 'holt_winters_daily'] },
+      { hours: 500, allowed: ['seasonal_naive_daily', 'seasonal_naive_weekly', 'ses', 'holt_winters_daily', 'holt_winters_double'] },
     ];
     for (const { hours, allowed } of cases) {
       it(`falls back to a model the history supports with ${hours} hour(s), without throwing`, () => {
@@ -165,6 +182,26 @@ describe('forecasting core', function () {
       assert.ok(week.expected > 0.5 * rate * 168 && week.expected < 2 * rate * 168, `${forecast.model}: ${week.expected.toFixed(1)} for a week at ${rate.toFixed(3)}/h`);
       assert.ok(forecast.point.every((v) => v >= 0));
       assert.ok(week.upper80 > week.expected, 'an uncertain series has a real interval');
+    });
+
+    it('gives an hour of a series that is mostly 0 a lower bound of 0, and covers its zero hours', () => {
+      const random = randomSource(62);
+      // One hour in six has 1–20 invocations: 0 is the most likely value of any hour.
+      const draw = (): number => (random.uniform() < 1 / 6 ? 1 + Math.floor(20 * random.uniform()) : 0);
+      const series = Array.from({ length: HISTORY + 168 }, draw);
+      const forecast = forecastSeries(series.slice(0, HISTORY), { horizonHours: 168 });
+      const future = series.slice(HISTORY);
+      let inside = 0;
+      future.forEach((v, k) => {
+        const band = forecast.hour(k + 1);
+        assert.equal(band.lower80, 0, `hour ${k + 1}`);
+        assert.equal(band.lower95, 0, `hour ${k + 1}`);
+        if (v <= band.upper80) inside++;
+      });
+      assert.ok(inside / future.length >= 0.75, `${inside} of ${future.length} hours inside the 80% interval`);
+      // A smooth series keeps a lower bound above 0.
+      const smooth = forecastSeries(syntheticSeries(63, { hours: HISTORY }), { horizonHours: 24 });
+      assert.ok(smooth.hour(1).lower80 > 0);
     });
 
     it('forecasts a timer that fires every 6 hours by its pattern', () => {

@@ -12,3 +12,8 @@ export { FORECAST_SERVICE, bandNames, billByMeter, costConfidence, priceForecast
 export type { BandName, BandText, ForecastPart, MeterUsage, PricedComponent, PricedForecast } from './cost.js';
 export { FORECAST_MODEL_VERSION, forecastHorizons, forecastResponseSchema, toForecastResponse } from './response.js';
 export type { ForecastHorizon, ForecastPeriod, ForecastResponse } from './response.js';
+export { MIN_ANOMALY_HISTORY, detectAnomalies } from './anomaly.js';
+export { cleanHistory, robustScale } from './clean.js';
+export type { AnomalyOptions, AnomalyScan, DetectedAnomaly } from './anomaly.js';
+export { budgetCrossing, durationElasticity, minScaleAdvice, suggestedMemoryLimit } from './recommend.js';
+export type { LimitRun, ScaleAdvice, ScaleFacts, ScalePrices } from './recommend.js';

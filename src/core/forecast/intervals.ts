@@ -114,6 +114,17 @@ export class IntervalModel {
     this.horizon = errors.reduce((h, row) => Math.max(h, row.length), 0);
   }
 
+  /** The backtest errors at horizon h (1-based; the largest horizon measured beyond it), NaNs left out. */
+  errorsAt(h: number): number[] {
+    const column = Math.min(Math.max(1, h), this.horizon) - 1;
+    const out: number[] = [];
+    for (const row of this.errors) {
+      const e = row[column];
+      if (e !== undefined && !Number.isNaN(e)) out.push(e);
+    }
+    return out;
+  }
+
   /** Offsets of the forecast of hour h (1-based). */
   hour(h: number): Offsets {
     const curve = (this.hourly ??= this.hourlyCurve());

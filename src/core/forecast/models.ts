@@ -15,6 +15,9 @@
  *   short for a season).
  * - `seasonal_naive_daily` / `seasonal_naive_weekly`: the value one season (24 / 168 h) earlier —
  *   the floor every other model has to beat.
+ * - `ses`: simple exponential smoothing, a level that follows the data at rate alpha (chosen on a
+ *   grid by one-step squared error) and is carried flat: the model for a series without a season
+ *   or trend worth modelling, between `mean` (alpha → 0) and the last value (alpha = 1).
  * - `croston`: Croston's method with the Syntetos–Boylan bias correction, for intermittent series
  *   (a timer function, a service used a few times a day): a flat rate = demand size / interval.
  * - `holt_winters_daily` / `holt_winters_double`: additive Holt–Winters with a damped trend and one
@@ -34,6 +37,7 @@ export const modelNames = [
   'seasonal_naive_daily',
   'seasonal_naive_weekly',
   'croston',
+  'ses',
   'holt_winters_daily',
   'holt_winters_double',
   'holt_winters_daily_multiplicative',
@@ -184,6 +188,48 @@ function crostonPass(y: ArrayLike<number>, alpha: number, last: number, emit: (t
 }
 
 const crostonAlphas = [0.05, 0.1, 0.2, 0.3];
+const sesAlphas = [0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1];
+
+/** Runs simple exponential smoothing over y[0..last], calling `emit` with the level after each value. */
+function sesPass(y: ArrayLike<number>, alpha: number, last: number, emit: (t: number, level: number) => void): void {
+  let level = y[0] ?? 0;
+  for (let t = 0; t <= last; t++) {
+    if (t > 0) level += alpha * ((y[t] ?? 0) - level);
+    emit(t, level);
+  }
+}
+
+export const sesModel: ModelSpec = {
+  name: 'ses',
+  minHistory: 2,
+  fit: (train) => {
+    let best = { alpha: 1, sse: Infinity };
+    for (const alpha of sesAlphas) {
+      let sse = 0;
+      let previous = 0;
+      sesPass(train, alpha, train.length - 1, (t, level) => {
+        if (t > 0) sse += ((train[t] ?? 0) - previous) ** 2;
+        previous = level;
+      });
+      if (sse < best.sse) best = { alpha, sse };
+    }
+    const alpha = best.alpha;
+    return {
+      name: 'ses',
+      params: { alpha },
+      paths: (y, origins, horizon) => {
+        let level = 0;
+        return runOnePass(
+          y.length,
+          origins,
+          horizon,
+          (t) => (level = t === 0 ? (y[0] ?? 0) : level + alpha * ((y[t] ?? 0) - level)),
+          (_t, out) => out.fill(level),
+        );
+      },
+    };
+  },
+};
 
 export const crostonModel: ModelSpec = {
   name: 'croston',

@@ -10,7 +10,7 @@ import { costConfidence, type BandText, type PricedForecast } from './cost.js';
 import type { SeriesForecast } from './forecast.js';
 
 /** Version of the forecasting method, stored with every prediction; bump it when results change. */
-export const FORECAST_MODEL_VERSION = '1.0.0';
+export const FORECAST_MODEL_VERSION = '1.1.0';
 
 /** Every horizon, in the order they are stored (the contract's forecast.tick enum). */
 export const forecastHorizons = forecastTickData.shape.horizons.unwrap().element.options;

@@ -1,0 +1,70 @@
+/**
+ * Level shifts (a deploy that doubles traffic, a client that moves away): a series whose recent
+ * days all differ from the same days one week earlier by the same factor has shifted level, and a
+ * model fitted on the whole history would keep half-expecting the old level for weeks (the weekly
+ * seasonal indices it has not seen since the shift still carry it). The history before the shift
+ * is rescaled by the factor, so every model sees one level.
+ *
+ * Rule: for the last k = 1 … 7 days, each day's total is compared with the same day a week earlier.
+ * The shift is the longest such run of days in which every ratio lies beyond ±SHIFT_RATIO on the
+ * same side; it needs at least two full days after it (a single abnormal day is an anomaly, not a
+ * new level) and the week before it has to be steady (within ±STEADY_RATIO of the week before that),
+ * so growth and seasonality alone never qualify. Series with many zero hours (intermittent) and
+ * histories under three weeks are left as they are: their day totals are too noisy to judge.
+ */
+import { DAY_HOURS, WEEK_HOURS } from './models.js';
+
+/** A day at least 35% above or below the same day a week earlier. */
+const SHIFT_RATIO = 1.35;
+/** The week before the shift within 15% of the week before it. */
+const STEADY_RATIO = 1.15;
+const MAX_SHIFT_DAYS = 7;
+/** Days at the new level before it counts: a single abnormal day is an anomaly, not a new level. */
+const MIN_SHIFT_DAYS = 2;
+const INTERMITTENT_ZERO_SHARE = 0.3;
+
+export interface LevelShift {
+  /** First hour at the new level. */
+  at: number;
+  /** New level / old level. */
+  factor: number;
+}
+
+function sum(y: ArrayLike<number>, from: number, to: number): number {
+  let s = 0;
+  for (let t = Math.max(0, from); t < to; t++) s += y[t] ?? 0;
+  return s;
+}
+
+/** The level shift of the last week of `y`, if there is one (see the module comment). */
+export function detectLevelShift(y: ArrayLike<number>): LevelShift | null {
+  const n = y.length;
+  if (n < 3 * WEEK_HOURS) return null;
+  let zeros = 0;
+  for (let t = 0; t < n; t++) if (y[t] === 0) zeros++;
+  if (zeros / n >= INTERMITTENT_ZERO_SHARE) return null;
+  let side = 0;
+  let days = 0;
+  for (let k = 1; k <= MAX_SHIFT_DAYS; k++) {
+    const end = n - (k - 1) * DAY_HOURS;
+    const day = sum(y, end - DAY_HOURS, end);
+    const weekBefore = sum(y, end - DAY_HOURS - WEEK_HOURS, end - WEEK_HOURS);
+    if (weekBefore <= 0 || day <= 0) break;
+    const ratio = day / weekBefore;
+    const daySide = ratio >= SHIFT_RATIO ? 1 : ratio <= 1 / SHIFT_RATIO ? -1 : 0;
+    if (daySide === 0 || (side !== 0 && daySide !== side)) break;
+    side = daySide;
+    days = k;
+  }
+  if (days < MIN_SHIFT_DAYS) return null;
+  const at = n - days * DAY_HOURS;
+  const steady = sum(y, at - WEEK_HOURS, at) / Math.max(Number.MIN_VALUE, sum(y, at - 2 * WEEK_HOURS, at - WEEK_HOURS));
+  if (steady > STEADY_RATIO || steady < 1 / STEADY_RATIO) return null;
+  const factor = sum(y, at, n) / sum(y, at - WEEK_HOURS, n - WEEK_HOURS);
+  return { at, factor };
+}
+
+/** `y` with the hours before the shift multiplied by its factor (a copy). */
+export function rescaleBeforeShift(y: ArrayLike<number>, shift: LevelShift): number[] {
+  return Array.from(y, (v, t) => (t < shift.at ? v * shift.factor : v));
+}
