@@ -4,10 +4,11 @@
  * the metering middleware's; /healthz and /readiness answer probes. Every invocation is metered.
  */
 import express, { type Express } from 'express';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
 import { z } from 'zod';
 import { problemContentType } from '../../src/contract/problem.js';
-import { Meter } from '../../src/metering/meter.js';
+import type { Meter } from '../../src/metering/meter.js';
 import { simulateLoad } from './load.js';
 
 /** Input limits: a request cannot ask for more than these (no 100 GB allocation on request). */

@@ -34,7 +34,7 @@ export function meteredWorkload(name: string, handle: (context: Context, body?: 
         // faas-js-runtime calls this on SIGTERM/SIGINT, then exits: the queued reports go first.
         shutdown: () => meter.close(),
       };
-      const server = await faas.start(module as unknown as Parameters<typeof faas.start>[0], { port, logLevel: 'warn' } as unknown as Parameters<typeof faas.start>[1]);
+      const server = await faas.start(module, { port, logLevel: 'warn' } as unknown as Parameters<typeof faas.start>[1]);
       return {
         meter,
         server,
