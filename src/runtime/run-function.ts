@@ -6,14 +6,15 @@
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { functions } from '../../functions/index.js';
+import { sources } from '../../functions/sources.js';
 import { workloads } from '../../functions/workloads.js';
 import { loadConfig } from './config.js';
 import { serveFunction } from './host.js';
 
 async function serveOne(name: string | undefined): Promise<void> {
-  const module = name ? functions[name] : undefined;
+  const module = name ? (functions[name] ?? sources[name]) : undefined;
   if (!name || !module) {
-    console.error(`usage: run-function <${[...Object.keys(functions), 'api', ...Object.keys(workloads)].join('|')}> (or set FUNCTION)`);
+    console.error(`usage: run-function <${[...Object.keys(functions), ...Object.keys(sources), 'api', ...Object.keys(workloads)].join('|')}> (or set FUNCTION)`);
     process.exit(2);
   }
   const config = loadConfig();
