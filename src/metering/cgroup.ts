@@ -4,7 +4,7 @@
  * (every pod's cgroup on the node). Files that are missing or unreadable are reported as absent,
  * never as zero.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -85,4 +85,40 @@ export function memoryReader(cgroupDir: string | undefined): { source: 'cgroup' 
     };
   }
   return { source: 'rss', read: () => process.memoryUsage.rss() };
+}
+
+async function subdirectories(dir: string): Promise<string[]> {
+  try {
+    const entries = await readdir(dir, { withFileTypes: true });
+    return entries.filter((e) => e.isDirectory()).map((e) => path.join(dir, e.name));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The cgroup v2 directory of a pod's container on this node, under the kubelet's hierarchy in
+ * either driver's naming: systemd (kubepods.slice/kubepods-burstable.slice/
+ * kubepods-burstable-pod<uid with _>.slice/cri-containerd-<id>.scope) or cgroupfs
+ * (kubepods/burstable/pod<uid>/<id>). Falls back to the pod's own directory when the container's
+ * is not found; undefined when the pod has none here.
+ */
+export async function findPodCgroup(root: string, podUid: string, containerId: string | undefined): Promise<string | undefined> {
+  const names = [`pod${podUid}`, `pod${podUid.replaceAll('-', '_')}`];
+  const isPodDir = (dir: string): boolean => {
+    const base = path.basename(dir);
+    return names.some((n) => base === n || base.endsWith(`-${n}.slice`));
+  };
+  // kubepods[.slice] → QoS class → pod: the pod directory is at most three levels down.
+  let level = [...(await subdirectories(root)).filter((d) => path.basename(d).startsWith('kubepods'))];
+  for (let depth = 0; depth < 3 && level.length > 0; depth++) {
+    const podDir = level.find(isPodDir);
+    if (podDir) {
+      if (!containerId) return podDir;
+      const container = (await subdirectories(podDir)).find((d) => path.basename(d).includes(containerId));
+      return container ?? podDir;
+    }
+    level = (await Promise.all(level.map(subdirectories))).flat();
+  }
+  return undefined;
 }
