@@ -44,7 +44,7 @@ export class UsageEmitter {
         registers,
       }),
       sendFailures: new Counter({ name: 'faasbilling_meter_send_failures_total', help: 'Sends to the sink that failed (the reports stay queued while they fit)', registers }),
-      queueLength: new Gauge({ name: 'faasbilling_meter_queue_length', help: 'Usage reports waiting to be sent', registers, collect: () => undefined }),
+      queueLength: new Gauge({ name: 'faasbilling_meter_queue_length', help: 'Usage reports waiting to be sent', registers }),
     };
     this.metrics.queueLength.set(0);
     this.timer = setInterval(() => void this.flush(), options.flushIntervalMs);

@@ -77,6 +77,18 @@ describe('metering middleware', function () {
     assert.equal(sink.events.filter((e) => dataOf(e).cold_start).length, 1);
   });
 
+  it('echo answers what it was sent, and each call is reported under its service', async () => {
+    const echo = await serveWorkload('echo', { K_SINK: sink.url, METERING_SINK_MODE: 'batch' });
+    try {
+      const res = await fetch(`${echo.url}/?x=1`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-test': 'yes' }, body: JSON.stringify({ hello: 'there' }) });
+      const answer = (await res.json()) as { method: string; query: Record<string, string>; headers: Record<string, string>; body: unknown };
+      assert.deepEqual([answer.method, answer.query, answer.headers['x-test'], answer.body], ['POST', { x: '1' }, 'yes', { hello: 'there' }]);
+    } finally {
+      await echo.close();
+    }
+    assert.deepEqual(sink.events.map((e) => [dataOf(e).service, dataOf(e).revision, dataOf(e).cold_start]), [['echo', undefined, true]]);
+  });
+
   it('marks a thrown error and a 5xx answer as errors, and other answers not', async () => {
     const meter = new Meter({ config: loadMeteringConfig({ K_SINK: sink.url, K_SERVICE: 'svc' }) });
     const context = { method: 'GET', headers: {} } as unknown as Context;
