@@ -13,7 +13,8 @@ import type { KnativeCluster, RevisionPod } from '../adapters/kubernetes.js';
 import { usageLimits, type UsageData } from '../contract/usage.js';
 import { findPodCgroup, readCgroupStats, type CgroupStats } from '../metering/cgroup.js';
 import { UsageEmitter } from '../metering/emitter.js';
-import { parseExposition, requestCounters, type RequestCounter } from '../metering/exposition.js';
+import { readPodCounters } from '../adapters/pod-metrics.js';
+import type { RequestCounter } from '../metering/exposition.js';
 import { counterDeltas } from '../metering/revision-usage.js';
 import type { PendingUsage } from '../metering/sink.js';
 import type { AgentConfig } from './config.js';
@@ -22,6 +23,8 @@ import type { AgentConfig } from './config.js';
 export const agentSource = (node: string): string => `/faasbilling/agent/${node}`;
 
 const bytesPerMb = 1024 * 1024;
+/** Memory reported for a pod whose cgroup is not readable and which has no limit: the smallest usual step. */
+const fallbackMemoryMb = 128;
 
 interface TrackedPod {
   counters: RequestCounter[];
@@ -98,7 +101,7 @@ export class BillingAgent {
     if (stats.memoryCurrentBytes !== undefined) this.metrics.memory.set({ namespace: pod.namespace, pod: pod.name }, stats.memoryCurrentBytes);
     let counters: RequestCounter[] | undefined;
     try {
-      counters = pod.ip ? requestCounters(parseExposition(await this.readPod(pod)), { pod: pod.name, namespace: pod.namespace }) : undefined;
+      counters = await readPodCounters(config.AGENT_POD_METRICS_URL, pod, config.AGENT_TIMEOUT_MS);
     } catch {
       counters = undefined;
     }
@@ -136,7 +139,7 @@ export class BillingAgent {
       .filter((o) => o.count > 0);
     const total = outcomes.reduce((n, o) => n + o.count, 0);
     const memoryBytes = s.stats.memoryCurrentBytes ?? s.stats.memoryPeakBytes;
-    const memoryMb = memoryBytes !== undefined ? Math.max(Math.ceil((memoryBytes / bytesPerMb) * 1000) / 1000, 0.001) : (pod.memoryLimitMb ?? 128);
+    const memoryMb = memoryBytes !== undefined ? Math.max(Math.ceil((memoryBytes / bytesPerMb) * 1000) / 1000, 0.001) : (pod.memoryLimitMb ?? fallbackMemoryMb);
     return outcomes.map((o, i) => {
       const labels: Record<string, string> = { namespace: pod.namespace, pod: pod.name, node: config.AGENT_NODE_NAME, metering: 'agent', memory_source: memoryBytes !== undefined ? 'cgroup' : 'allocated' };
       if (s.stats.memoryPeakBytes !== undefined) labels.memory_peak_mb = String(Math.ceil(s.stats.memoryPeakBytes / bytesPerMb));
@@ -158,14 +161,6 @@ export class BillingAgent {
       const id = createHash('sha256').update([pod.uid, s.at.toISOString(), o.error ? 'error' : 'ok'].join('\u0000')).digest('hex').slice(0, 40);
       return { id, time: s.since, data };
     });
-  }
-
-  private async readPod(pod: RevisionPod): Promise<string> {
-    const { config } = this.deps;
-    const url = config.AGENT_POD_METRICS_URL.replaceAll('{ip}', pod.ip ?? '').replaceAll('{name}', pod.name).replaceAll('{namespace}', pod.namespace);
-    const res = await fetch(url, { signal: AbortSignal.timeout(config.AGENT_TIMEOUT_MS) });
-    if (!res.ok) throw new Error(`${url} answered ${res.status}`);
-    return res.text();
   }
 
   /** Sends what is queued and stops (on SIGTERM). */

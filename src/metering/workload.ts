@@ -23,6 +23,19 @@ export interface Workload {
   serve(port: number, env: NodeJS.ProcessEnv): Promise<RunningWorkload>;
 }
 
+interface ProbeReply {
+  code(status: number): ProbeReply;
+  header(name: string, value: string): ProbeReply;
+  send(body: string): unknown;
+}
+
+/**
+ * The workload's probes answer OK while it serves HTTP. faas-js-runtime's own probes run
+ * overload-protection, which fails with a 503 (and a TypeError on fastify's reply) whenever the
+ * event loop is briefly busy, e.g. while a machine starts many processes at once.
+ */
+const serving = (_request: unknown, reply: ProbeReply): void => void reply.code(200).header('content-type', 'text/plain; charset=utf-8').send('OK');
+
 /** A faas-js-runtime HTTP function metered by a Meter built from the environment. */
 export function meteredWorkload(name: string, handle: (context: Context, body?: unknown) => StructuredReturn | Promise<StructuredReturn>): Workload {
   return {
@@ -31,10 +44,13 @@ export function meteredWorkload(name: string, handle: (context: Context, body?: 
       const meter = new Meter({ config: loadMeteringConfig({ K_SERVICE: name, ...env }) });
       const module = {
         handle: meter.wrap(handle),
+        readiness: serving,
+        liveness: serving,
         // faas-js-runtime calls this on SIGTERM/SIGINT, then exits: the queued reports go first.
         shutdown: () => meter.close(),
       };
-      const server = await faas.start(module, { port, logLevel: 'warn' } as unknown as Parameters<typeof faas.start>[1]);
+      // The runtime's typings describe probes over Http2ServerResponse; at run time they get fastify's reply.
+      const server = await faas.start(module as unknown as Parameters<typeof faas.start>[0], { port, logLevel: 'warn' } as unknown as Parameters<typeof faas.start>[1]);
       return {
         meter,
         server,

@@ -8,7 +8,8 @@
 import { Counter, type Registry } from 'prom-client';
 import type { KnativeCluster, RevisionInfo } from '../adapters/kubernetes.js';
 import { prometheusRequestIncrements } from '../adapters/prometheus.js';
-import { parseExposition, requestCounters, type RequestCounter } from '../metering/exposition.js';
+import { readPodCounters } from '../adapters/pod-metrics.js';
+import type { RequestCounter } from '../metering/exposition.js';
 import { counterDeltas, revisionUsage, type Interval, type RevisionMeta } from '../metering/revision-usage.js';
 import type { ScrapeConfig } from '../metering/scrape-config.js';
 import type { ScrapeStateStore } from '../metering/scrape-state.js';
@@ -120,8 +121,7 @@ export class Scraper {
     await Promise.all(
       pods.map(async (pod) => {
         try {
-          const text = await this.readPod(pod.ip!, pod.name, pod.namespace);
-          current.push(...requestCounters(parseExposition(text), { pod: pod.name, namespace: pod.namespace }));
+          current.push(...(await readPodCounters(this.deps.config.SCRAPE_POD_METRICS_URL, pod, this.deps.config.SCRAPE_TIMEOUT_MS)));
         } catch {
           podsFailed++;
           this.metrics.podFailures.inc();
@@ -143,13 +143,5 @@ export class Scraper {
       reports: reports.map((r) => ({ id: r.id!, time: r.time.toISOString(), data: r.data })),
     });
     return { interval, reports, repeated: false, podsScraped: pods.length - podsFailed, podsFailed, resets, vanished };
-  }
-
-  private async readPod(ip: string, name: string, namespace: string): Promise<string> {
-    const { config } = this.deps;
-    const url = config.SCRAPE_POD_METRICS_URL.replaceAll('{ip}', ip).replaceAll('{name}', name).replaceAll('{namespace}', namespace);
-    const res = await fetch(url, { signal: AbortSignal.timeout(config.SCRAPE_TIMEOUT_MS) });
-    if (!res.ok) throw new Error(`${url} answered ${res.status}`);
-    return res.text();
   }
 }
