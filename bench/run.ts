@@ -9,6 +9,7 @@ import { readVerdict } from './support/report.js';
 import { run as aggregate } from './aggregate.js';
 import { run as billing } from './billing.js';
 import { run as ingest } from './ingest.js';
+import { run as metering } from './metering.js';
 
 interface Section {
   name: string;
@@ -21,6 +22,7 @@ const sections: Section[] = [
   { name: 'ingest', run: ingest },
   { name: 'aggregate', run: aggregate },
   { name: 'billing', run: billing },
+  { name: 'metering', run: metering },
 ];
 
 interface Outcome {

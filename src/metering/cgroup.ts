@@ -65,26 +65,34 @@ export function ownCgroupDir(mount = '/sys/fs/cgroup'): string | undefined {
   }
 }
 
+/** A reading is reused for this long: under load, one read serves many requests. */
+const memoryReadingTtlMs = 10;
+
 /**
  * A synchronous reader of the memory this process's container uses, in bytes: cgroup v2
  * memory.current when `cgroupDir` is readable, the process RSS otherwise. Synchronous because it
- * runs twice per metered request and a one-line file read is cheaper than a promise.
+ * runs once per metered request and a one-line file read is cheaper than a promise; a reading is
+ * reused for 10 ms, since either read costs about 10 µs, a noticeable share of a small function.
  */
 export function memoryReader(cgroupDir: string | undefined): { source: 'cgroup' | 'rss'; read(): number } {
-  if (cgroupDir) {
-    const file = path.join(cgroupDir, 'memory.current');
-    return {
-      source: 'cgroup',
-      read: () => {
-        try {
-          return parseCount(readFileSync(file, 'utf8')) ?? process.memoryUsage.rss();
-        } catch {
-          return process.memoryUsage.rss();
-        }
-      },
-    };
-  }
-  return { source: 'rss', read: () => process.memoryUsage.rss() };
+  const file = cgroupDir ? path.join(cgroupDir, 'memory.current') : undefined;
+  const readNow = (): number => {
+    if (!file) return process.memoryUsage.rss();
+    try {
+      return parseCount(readFileSync(file, 'utf8')) ?? process.memoryUsage.rss();
+    } catch {
+      return process.memoryUsage.rss();
+    }
+  };
+  let last = { at: -Infinity, bytes: 0 };
+  return {
+    source: file ? 'cgroup' : 'rss',
+    read: () => {
+      const now = performance.now();
+      if (now - last.at > memoryReadingTtlMs) last = { at: now, bytes: readNow() };
+      return last.bytes;
+    },
+  };
 }
 
 async function subdirectories(dir: string): Promise<string[]> {

@@ -47,7 +47,7 @@ export class UsageEmitter {
       queueLength: new Gauge({ name: 'faasbilling_meter_queue_length', help: 'Usage reports waiting to be sent', registers }),
     };
     this.metrics.queueLength.set(0);
-    this.timer = setInterval(() => void this.flush(), options.flushIntervalMs);
+    this.timer = setInterval(() => void this.flush(true), options.flushIntervalMs);
     this.timer.unref();
   }
 
@@ -64,23 +64,28 @@ export class UsageEmitter {
     }
     this.queue.push(usage);
     this.metrics.queueLength.set(this.queue.length);
-    if (this.queue.length >= this.options.batchSize && !this.sending) void this.flush();
+    if (this.queue.length >= this.options.batchSize && !this.sending) void this.flush(false);
   }
 
   /**
-   * Sends what is queued, batch by batch, until the queue is empty or a send fails (then the
-   * failed batch goes back to the front of the queue, as far as it fits). One flush runs at a time.
+   * Sends what is queued, batch by batch, until fewer than a batch are left (all of it when `all`,
+   * as the timer and close do) or a send fails (then the failed batch goes back to the front of
+   * the queue, as far as it fits). One flush runs at a time. Only full batches leave between
+   * ticks, so a busy function sends one request per batch, not one per handful of reports.
    */
-  flush(): Promise<void> {
-    this.sending ??= this.drain().finally(() => (this.sending = undefined));
+  flush(all = true): Promise<void> {
+    this.sending ??= this.drain(all).finally(() => (this.sending = undefined));
     return this.sending;
   }
 
-  private async drain(): Promise<void> {
+  private async drain(all: boolean): Promise<void> {
     const sink = this.options.sink;
     if (!sink) return;
-    while (this.queue.length > 0) {
+    // `all` sends what is queued now, not what keeps arriving meanwhile (that waits for full batches).
+    let owed = all ? this.queue.length : 0;
+    while (this.queue.length >= this.options.batchSize || (owed > 0 && this.queue.length > 0)) {
       const batch = this.queue.splice(0, this.options.batchSize);
+      owed -= batch.length;
       try {
         await sendToSink(sink, batch.map((u) => usageCloudEvent(this.options.source, u)), this.options.mode, this.options.timeoutMs);
         this.metrics.events.inc({ outcome: 'sent' }, batch.length);

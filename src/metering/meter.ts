@@ -6,7 +6,7 @@
  *
  * What it does not guarantee: CPU time is the process's (process.cpuUsage), so invocations that
  * overlap in one process share theirs; memory is the container's (cgroup v2 memory.current) or the
- * process RSS, the larger of the values at start and end of the invocation, not a per-request peak.
+ * process RSS when the invocation ends (read at most every 10 ms), not a per-request peak.
  */
 import type { RequestHandler } from 'express';
 import type { Context } from 'faas-js-runtime';
@@ -21,7 +21,6 @@ export interface Measurement {
   startedAt: Date;
   startedHr: bigint;
   cpu: NodeJS.CpuUsage;
-  memoryBytes: number;
   /** Set on the first invocation of the process: ms from process start to this invocation. */
   coldStartMs: number | undefined;
 }
@@ -78,14 +77,14 @@ export class Meter {
   start(): Measurement {
     const coldStartMs = this.served ? undefined : Math.round(process.uptime() * 1000);
     this.served = true;
-    return { startedAt: new Date(), startedHr: process.hrtime.bigint(), cpu: process.cpuUsage(), memoryBytes: this.memory.read(), coldStartMs };
+    return { startedAt: new Date(), startedHr: process.hrtime.bigint(), cpu: process.cpuUsage(), coldStartMs };
   }
 
   /** Ends a measurement and queues its usage report (never throws, never waits for the sink). */
   finish(measurement: Measurement, outcome: { error: boolean }): UsageData {
     const durationMs = Number(process.hrtime.bigint() - measurement.startedHr) / 1e6;
     const cpu = process.cpuUsage(measurement.cpu);
-    const memoryBytes = Math.max(measurement.memoryBytes, this.memory.read());
+    const memoryBytes = this.memory.read();
     const { config } = this.options;
     const labels: Record<string, string> = { ...config.METERING_LABELS, memory_source: this.memory.source };
     if (measurement.coldStartMs !== undefined) labels.cold_start_ms = String(measurement.coldStartMs);
