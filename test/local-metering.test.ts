@@ -39,8 +39,13 @@ describe('npm start: metered reference workloads', function () {
     assert.equal(runner.exitCode, null, output);
   });
 
-  after(() => {
-    if (runner.exitCode === null) runner.kill('SIGKILL');
+  // Ctrl-C stops the runner's children (detached process groups) with it; SIGKILL would orphan them.
+  after(async () => {
+    if (runner.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => runner.once('exit', () => resolve()));
+    runner.kill('SIGINT');
+    const stopped = await Promise.race([exited.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 30_000))]);
+    if (!stopped) runner.kill('SIGKILL');
   });
 
   it('shows 100 invocations of waiter for tenant demo, with plausible durations and memory', async () => {

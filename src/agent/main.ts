@@ -11,7 +11,13 @@ import { BillingAgent } from './agent.js';
 import { agentConfigSchema } from './config.js';
 
 const logger = createLogger('billing-agent', process.env.LOG_LEVEL ?? 'info');
-const config = agentConfigSchema.parse(process.env);
+const parsed = agentConfigSchema.safeParse(process.env);
+if (!parsed.success) {
+  // AGENT_NODE_NAME is the usual one: the DaemonSet sets it from the downward API.
+  logger.fatal(`invalid agent configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  process.exit(2);
+}
+const config = parsed.data;
 const registry = new Registry();
 registry.setDefaultLabels({ function: 'billing-agent' });
 const agent = new BillingAgent({ config, cluster: connectKubernetes(config.KUBERNETES_API_URL), registry, startedAt: new Date() });
