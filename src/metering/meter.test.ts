@@ -127,6 +127,10 @@ describe('metering middleware', function () {
       assert.ok(dropped >= 40 - 10 - 5 && dropped + queued <= 40, `dropped ${dropped}, queued ${queued}`);
       assert.ok(sink.requests >= 1);
       assert.equal(sink.events.length, 0);
+      // The drops are on the function's /metrics, beside the runtime's own.
+      const exposed = await (await fetch(`${hello.url}/metrics`)).text();
+      assert.match(exposed, /^faas_invocations\{/m);
+      assert.match(exposed, new RegExp(`faasbilling_meter_events_total\\{outcome="dropped"\\} ${dropped}\\b`));
     } finally {
       await sink.close();
       await hello.meter.close(500);

@@ -4,6 +4,7 @@
  */
 import faas, { type Context, type StructuredReturn } from 'faas-js-runtime';
 import type { Server } from 'node:http';
+import { serveRegistryToo } from '../runtime/host.js';
 import { loadMeteringConfig } from './config.js';
 import { Meter } from './meter.js';
 
@@ -51,6 +52,8 @@ export function meteredWorkload(name: string, handle: (context: Context, body?: 
       };
       // The runtime's typings describe probes over Http2ServerResponse; at run time they get fastify's reply.
       const server = await faas.start(module as unknown as Parameters<typeof faas.start>[0], { port, logLevel: 'warn' } as unknown as Parameters<typeof faas.start>[1]);
+      // /metrics: the runtime's faas_* and the meter's faasbilling_meter_* (drops, queue, sends).
+      serveRegistryToo(server, meter.registry);
       return {
         meter,
         server,
