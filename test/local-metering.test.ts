@@ -8,8 +8,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { EventType } from '../src/contract/events.js';
 import { eventually } from './support/eventually.js';
+import { flushUntil } from './support/flush.js';
 import { freePort } from './support/net.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -70,20 +70,7 @@ describe('npm start: metered reference workloads', function () {
               WHERE t.slug = 'demo' AND s.name = 'waiter'`,
           )
         ).rows[0]!;
-      let flushes = 0;
-      await eventually(
-        async () => {
-          flushes += 1;
-          await fetch(brokerUrl, {
-            method: 'POST',
-            headers: { 'ce-specversion': '1.0', 'ce-type': EventType.bufferFlush, 'ce-source': '/test', 'ce-id': `flush-${flushes}`, 'content-type': 'application/json' },
-            body: '{}',
-          });
-          return (await usage()).invocations >= 100;
-        },
-        120_000,
-        '100 waiter invocations in usage_raw',
-      );
+      await flushUntil(brokerUrl, async () => (await usage()).invocations >= 100, 120_000, '100 waiter invocations in usage_raw');
       const seen = await usage();
       assert.equal(seen.invocations, 100);
       assert.equal(seen.rows, 100);
