@@ -10,6 +10,7 @@ import { run as aggregate } from './aggregate.js';
 import { run as billing } from './billing.js';
 import { run as ingest } from './ingest.js';
 import { run as variants } from './variants.js';
+import { run as metering } from './metering.js';
 
 interface Section {
   name: string;
@@ -23,6 +24,7 @@ const sections: Section[] = [
   { name: 'aggregate', run: aggregate },
   { name: 'billing', run: billing },
   { name: 'price variants', run: variants },
+  { name: 'metering', run: metering },
 ];
 
 interface Outcome {

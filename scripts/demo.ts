@@ -195,6 +195,8 @@ async function main(): Promise<void> {
     env.EMBEDDED_PG_PORT = String(await freePort());
     env.LOCAL_API_PORT = String(await freePort());
     env.LOCAL_FUNCTIONS_PORT = String(await freePortRange(8));
+    // The demo replays its own usage: the reference workloads (which would need more ports) stay off.
+    env.LOCAL_WORKLOADS = '';
     if (!env.DATABASE_URL) env.LOCAL_DATA_DIR = 'memory';
   }
   say('starting the system (embedded PostgreSQL unless DATABASE_URL is set, every function, the local broker)...');

@@ -140,9 +140,15 @@ describe('.env.example', () => {
     const { readFile } = await import('node:fs/promises');
     const { configSchema } = await import('../src/runtime/config.js');
     const { localConfigSchema } = await import('../src/local/config.js');
+    const { meteringConfigSchema } = await import('../src/metering/config.js');
+    const { scrapeConfigSchema } = await import('../src/metering/scrape-config.js');
+    const { agentConfigSchema } = await import('../src/agent/config.js');
+    const { waiterLimitsSchema } = await import('../functions/waiter/app.js');
     const text = await readFile(new URL('../.env.example', import.meta.url), 'utf8');
     const documented = new Set([...text.matchAll(/^#?\s*([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]));
-    const known = new Set([...Object.keys(configSchema.shape), ...Object.keys(localConfigSchema.shape)]);
+    const known = new Set(
+      [configSchema, localConfigSchema, meteringConfigSchema, scrapeConfigSchema, agentConfigSchema, waiterLimitsSchema].flatMap((schema) => Object.keys(schema.shape)),
+    );
     assert.deepEqual([...documented].sort(), [...known].sort());
   });
 });

@@ -7,8 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { EventType } from '../src/contract/events.js';
 import { eventually } from './support/eventually.js';
+import { flushUntil } from './support/flush.js';
 import { freePort } from './support/net.js';
 import { usageCloudEvent } from './support/usage.js';
 
@@ -93,21 +93,7 @@ describe('npm start on embedded defaults', function () {
     await client.connect();
     try {
       const count = async () => (await client.query<{ n: number; d: number }>(`SELECT count(*)::int AS n, count(DISTINCT event_id)::int AS d FROM usage_raw WHERE source = '/test/npm-start'`)).rows[0];
-      let flushes = 0;
-      // Deliveries to collect run concurrently in the broker; flushing until all have landed.
-      await eventually(
-        async () => {
-          flushes += 1;
-          await fetch(brokerUrl, {
-            method: 'POST',
-            headers: { 'ce-specversion': '1.0', 'ce-type': EventType.bufferFlush, 'ce-source': '/test', 'ce-id': `flush-${flushes}`, 'content-type': 'application/json' },
-            body: '{}',
-          });
-          return (await count())?.n === 1000;
-        },
-        90_000,
-        '1,000 rows in usage_raw',
-      );
+      await flushUntil(brokerUrl, async () => (await count())?.n === 1000, 90_000, '1,000 rows in usage_raw');
       assert.deepEqual(await count(), { n: 1000, d: 1000 });
     } finally {
       await client.end();

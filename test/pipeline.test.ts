@@ -51,6 +51,8 @@ describe('the pipeline end to end: usage through the broker to a final bill', fu
       LOCAL_BROKER_PORT: String(await freePort()),
       LOCAL_API_PORT: String(await freePort()),
       LOCAL_FUNCTIONS_PORT: String(20_000 + Math.floor(Math.random() * 30_000)),
+      // The reference workloads play no part here (test/local-metering.test.ts runs them).
+      LOCAL_WORKLOADS: '',
       LOG_LEVEL: 'warn',
     };
     system = await startLocalSystem(createLogger('e2e', 'warn'), env);

@@ -16,6 +16,11 @@ export const localConfigSchema = z.object({
   EMBEDDED_PG_PORT: z.coerce.number().int().positive().default(54329),
   /** Where the embedded PostgreSQL keeps its data; "memory" keeps nothing. */
   LOCAL_DATA_DIR: z.string().default(path.join(root, '.local', 'pgdata')),
+  /** Reference workloads started beside the system, metered into it (comma-separated; empty for none). */
+  LOCAL_WORKLOADS: z
+    .string()
+    .default('waiter,hello,echo')
+    .transform((text) => text.split(',').map((name) => name.trim()).filter(Boolean)),
   /** Folder of the Knative manifests the broker routes by. */
   EVENTING_DIR: z.string().default(path.join(root, 'eventing')),
 });

@@ -20,6 +20,7 @@ async function main(): Promise<void> {
     `             try: curl -H "Authorization: Bearer ${system.adminKey}" ${system.apiUrl}/api/v1/tenants`,
     `  broker     ${system.broker.url}   <- send CloudEvents here`,
     ...system.functionNames.map((name) => `  ${name.padEnd(10)} ${system.urlOf(name)}   (/metrics, /health/readiness)`),
+    ...system.workloadNames.map((name) => `  ${name.padEnd(10)} ${system.urlOf(name)}   (workload, metered as tenant ${process.env.METERING_TENANT ?? 'demo'}${name === 'waiter' ? '; try /invoke?sleep_ms=200&mem_mb=50' : ''})`),
     'Press Ctrl-C to stop.',
   ];
   console.log(lines.join('\n'));

@@ -12,6 +12,7 @@ import { createDb } from '../adapters/postgres.js';
 import { migrateLatest } from '../../schema/migrate.js';
 import { seedDemoTenants } from '../../schema/seeds/demo.js';
 import { functionNames } from '../../functions/index.js';
+import { workloadNames } from '../../functions/workloads.js';
 import { generateKey, isKeyShaped } from '../api/keys.js';
 import { loadConfig } from '../runtime/config.js';
 import type { Logger } from '../runtime/logger.js';
@@ -40,6 +41,8 @@ export interface LocalSystem {
   /** URL of a function by name. */
   urlOf(name: string): string;
   functionNames: readonly string[];
+  /** Reference workloads running (waiter, hello, echo), metered into the broker as tenant `demo`. */
+  workloadNames: readonly string[];
   /** Stops the broker first (nothing accepted is left undelivered), then the functions, then the database. */
   stop(): Promise<void>;
 }
@@ -131,7 +134,10 @@ export async function startLocalSystem(logger: Logger, env: NodeJS.ProcessEnv = 
     await seedDemoTenants(db);
     await db.destroy();
 
-    const ports = new Map(functionNames.map((name, i) => [name, local.LOCAL_FUNCTIONS_PORT + i]));
+    const unknownWorkloads = local.LOCAL_WORKLOADS.filter((name) => !workloadNames.includes(name));
+    if (unknownWorkloads.length) throw new Error(`LOCAL_WORKLOADS: no workload named ${unknownWorkloads.join(', ')} (known: ${workloadNames.join(', ')})`);
+    // Workloads take the ports after the functions'.
+    const ports = new Map([...functionNames, ...local.LOCAL_WORKLOADS].map((name, i) => [name, local.LOCAL_FUNCTIONS_PORT + i]));
     const urlOf = (name: string): string => {
       const port = ports.get(name);
       if (port === undefined) throw new Error(`no function named ${name}`);
@@ -152,7 +158,6 @@ export async function startLocalSystem(logger: Logger, env: NodeJS.ProcessEnv = 
       });
       children.push(child);
     }
-
 
     const eventing = await loadEventing(local.EVENTING_DIR);
     let brokerUrl = '';
@@ -180,8 +185,43 @@ export async function startLocalSystem(logger: Logger, env: NodeJS.ProcessEnv = 
     });
     children.push(api);
     const apiUrl = `http://localhost:${local.LOCAL_API_PORT}`;
-    await Promise.all([...functionNames.map((name) => waitReady(urlOf(name), 60_000)), waitApi(apiUrl, 60_000)]);
-    return { apiUrl, adminKey: admin.key, adminKeyFile: admin.file, broker, databaseUrl, embedded: embedded !== undefined, redis: Boolean(config.REDIS_URL), applied, urlOf, functionNames, stop };
+    for (const name of local.LOCAL_WORKLOADS) {
+      // A tenant's function, metered by the middleware into the local broker (the SinkBinding's part).
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src', 'runtime', 'run-function.ts'), name], {
+        cwd: root,
+        env: {
+          ...env,
+          PORT: String(ports.get(name)),
+          FUNCTION: name,
+          K_SERVICE: name,
+          K_REVISION: `${name}-00001`,
+          K_SINK: brokerUrl,
+          METERING_SINK_MODE: 'batch',
+          METERING_TENANT: env.METERING_TENANT ?? 'demo',
+        },
+        stdio: ['ignore', 'inherit', 'inherit'],
+        detached: true,
+      });
+      child.on('exit', (code, signal) => {
+        if (!stopping) logger.error({ workload: name, code, signal }, 'workload process exited');
+      });
+      children.push(child);
+    }
+    await Promise.all([...functionNames, ...local.LOCAL_WORKLOADS].map((name) => waitReady(urlOf(name), 60_000)).concat(waitApi(apiUrl, 60_000)));
+    return {
+      apiUrl,
+      adminKey: admin.key,
+      adminKeyFile: admin.file,
+      broker,
+      databaseUrl,
+      embedded: embedded !== undefined,
+      redis: Boolean(config.REDIS_URL),
+      applied,
+      urlOf,
+      functionNames,
+      workloadNames: local.LOCAL_WORKLOADS,
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;

@@ -6,6 +6,7 @@
  */
 import faas from 'faas-js-runtime';
 import type { IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
 import { problemContentType } from '../contract/problem.js';
 import type { FunctionModule } from './function.js';
 
@@ -137,6 +138,26 @@ function frameworkErrorToProblem(status: number, count: (status: number) => void
   };
 }
 
+/** Serves `registry`'s metrics after the runtime's own faas_* metrics in a /metrics answer. */
+function appendMetrics(registry: Registry, headers: OutgoingHttpHeaders): BodyTransform {
+  return async (body) => ({ body: `${body.toString('utf8')}\n${await registry.metrics()}`, contentType: String(headers['content-type'] ?? 'text/plain') });
+}
+
+/**
+ * Adds `registry` to the /metrics of a faas-js-runtime server started without serveFunction (the
+ * metered workloads, which are plain faas-js-runtime functions).
+ */
+export function serveRegistryToo(server: Server, registry: Registry): void {
+  const upstream = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
+  server.removeAllListeners('request');
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method === 'GET' && (req.url ?? '').split('?')[0] === '/metrics') {
+      rewriteResponse(res, (status, headers) => (status === 200 ? appendMetrics(registry, headers) : undefined));
+    }
+    for (const listener of upstream) listener.call(server, req, res);
+  });
+}
+
 /** Starts the function on `options.port`; resolves with the listening server. */
 export async function serveFunction(module: FunctionModule, options: HostOptions): Promise<Server> {
   // The runtime's typings describe health checks over Http2ServerResponse and omit config and
@@ -153,9 +174,7 @@ export async function serveFunction(module: FunctionModule, options: HostOptions
     const metrics = module.instance()?.metrics;
     const isMetrics = req.method === 'GET' && (req.url ?? '').split('?')[0] === '/metrics';
     rewriteResponse(res, (status, headers) => {
-      if (isMetrics && status === 200 && metrics) {
-        return async (body) => ({ body: `${body.toString('utf8')}\n${await metrics.registry.metrics()}`, contentType: String(headers['content-type'] ?? 'text/plain') });
-      }
+      if (isMetrics && status === 200 && metrics) return appendMetrics(metrics.registry, headers);
       if (status < 400) return undefined;
       const count = (counted: number): void => void metrics?.requestProblems.inc({ status: String(counted) });
       if (String(headers['content-type'] ?? '').startsWith('application/json')) return frameworkErrorToProblem(status, count);
