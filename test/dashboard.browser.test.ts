@@ -143,6 +143,23 @@ async function lowContrastTexts(page: Page): Promise<string[]> {
   });
 }
 
+/** The fields of GET /ml/insights the Overview test compares with the page. */
+interface ApiInsights {
+  anomalies: unknown[];
+  recommendations: { recommendations: { service: string | null; saving: string | null }[] };
+}
+
+/** GET /ml/insights of the tenant with `slug`, straight from the API. */
+async function insightsOf(baseUrl: string, key: string, slug: string): Promise<ApiInsights> {
+  const headers = { authorization: `Bearer ${key}` };
+  const tenants = (await (await fetch(`${baseUrl}/api/v1/tenants`, { headers })).json()) as { items: { id: string; slug: string }[] };
+  const tenant = tenants.items.find((t) => t.slug === slug);
+  assert.ok(tenant, `tenant ${slug} exists`);
+  const res = await fetch(`${baseUrl}/api/v1/ml/insights/${tenant.id}`, { headers });
+  assert.equal(res.status, 200, await res.clone().text());
+  return (await res.json()) as ApiInsights;
+}
+
 async function shoot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: path.join(screenshots, `${name}.png`), fullPage: true });
 }
@@ -250,7 +267,7 @@ describe('web dashboard in Chromium (npm run demo -- --serve)', function () {
     assert.equal(await page.evaluate(() => window.localStorage.length), 0);
   });
 
-  it('Overview: month to date, the month-end forecast with its band, the budget gauge and cost by service of a demo tenant', async () => {
+  it('Overview: month to date, the month-end forecast with its band, the budget gauge, cost by service and the insights the API gives for a demo tenant', async () => {
     await page.getByLabel('Tenant').selectOption({ label: 'Acme Corp (USD, America/New_York)' });
     await page.getByTestId('cost-by-service').waitFor();
     const monthToDate = await page.getByTestId('mtd').innerText();
@@ -260,7 +277,28 @@ describe('web dashboard in Chromium (npm run demo -- --serve)', function () {
     assert.match(await page.getByTestId('budget').innerText(), /of \$25\.00/);
     assert.ok((await page.getByRole('meter').count()) === 1, 'a budget gauge');
     assert.ok((await page.locator('[data-testid="cost-by-service"] tbody tr').count()) >= 3, 'services with a cost');
-    await page.getByTestId('insights-empty').waitFor();
+    // The insights panel shows what GET /ml/insights answers for the same tenant: every item, and
+    // each saving in dollars and cents, largest first.
+    const panel = page.getByTestId('insights');
+    await panel.getByRole('heading', { name: /^Warnings/ }).waitFor();
+    const insights = await insightsOf(baseUrl, adminKey, 'acme');
+    const savings = insights.recommendations.recommendations.filter((r) => r.saving !== null);
+    assert.ok(savings.length > 0, 'the demo tenant has memory limits well above its use: at least one saving');
+    assert.equal(
+      await panel.locator('li').count(),
+      insights.anomalies.length + insights.recommendations.recommendations.length,
+      'one item per anomaly, recommendation and warning',
+    );
+    assert.equal(await panel.getByTestId('anomaly').count(), insights.anomalies.length);
+    if (insights.anomalies.length === 0) assert.match(await panel.getByTestId('no-anomalies').innerText(), /No anomalies in the last 24 h/);
+    assert.equal(await panel.getByTestId('warning').count(), insights.recommendations.recommendations.length - savings.length);
+    const shown = await panel.getByTestId('saving').allInnerTexts();
+    assert.ok(shown.every((text) => /^\$\d[\d,]*\.\d\d$/.test(text)), `savings in dollars and cents: ${shown.join(', ')}`);
+    assert.deepEqual(
+      shown.map((text) => Number(text.replace(/[$,]/g, ''))),
+      savings.map((r) => Number(r.saving)),
+    );
+    assert.match(await panel.getByTestId('recommendation').first().innerText(), new RegExp(`${savings[0]?.service ?? ''}.*per 30 days`, 's'));
     await assertChartsDrawn(page, 1);
     assert.deepEqual(await unlabelledControls(page), []);
     await shoot(page, '02-overview');

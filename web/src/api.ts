@@ -212,3 +212,54 @@ export interface DashboardData {
   daily_totals: { date: string; invocations: number; gb_s: string }[];
   top_services: { service_id: string; service_name: string; invocations: number; gb_s: string; cold_start_rate: string; error_rate: string }[];
 }
+
+/** One anomaly of a service (GET /ml/insights: the last 24 hours), costliest first. */
+export interface Anomaly {
+  service: string;
+  /** invocations, duration_p95_ms, memory_mb, errors or cost. */
+  metric: string;
+  score: number;
+  /** Sums over the anomaly's hours for counts and cost; hourly levels for duration and memory. */
+  expected: number;
+  observed: number;
+  since: string;
+  /** End of the last abnormal hour (exclusive). */
+  until: string;
+  direction: 'spike' | 'drop';
+  /** The service's cost over those hours minus its expected cost (an estimate, not a bill). */
+  cost_impact: string;
+  currency: string;
+  explanation: string;
+}
+
+export type RecommendationKind = 'plan' | 'memory_limit' | 'min_scale' | 'budget' | 'quota';
+
+/** A savings recommendation, or (saving null) a budget or free-allowance warning. */
+export interface Recommendation {
+  kind: RecommendationKind;
+  service: string | null;
+  current: string;
+  suggested: string;
+  /** What the change would have saved over the report's period; null for a warning. */
+  saving: string | null;
+  saving_share: string | null;
+  explanation: string;
+  evidence: Record<string, number | string | null>;
+}
+
+export interface RecommendationReport {
+  currency: string;
+  period_start: string;
+  period_end: string;
+  cost: string;
+  /** Largest saving first, warnings last. */
+  recommendations: Recommendation[];
+  total_saving: string;
+}
+
+/** GET /ml/insights/:tenant_id (the fields the dashboard reads; it also returns forecasts). */
+export interface Insights {
+  tenant_id: string;
+  anomalies: Anomaly[];
+  recommendations: RecommendationReport;
+}

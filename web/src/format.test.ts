@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { formatDateTime, formatDurationMs, formatMoney, formatNumber, formatPeriod, formatRate, formatUnitPrice, sumDecimals } from './format.ts';
+import { formatDateTime, formatDurationMs, formatMoney, formatMoneyChange, formatNumber, formatPeriod, formatRate, formatUnitPrice, sumDecimals } from './format.ts';
 
 // ICU writes a narrow no-break space before AM/PM in newer versions; compare with plain spaces.
 const plainSpaces = (text: string): string => text.replace(/[\u202f\u00a0]/g, ' ');
@@ -20,6 +20,14 @@ describe('dashboard formatting', () => {
     it('formats the decimal string exactly, beyond what a float can hold', () => {
       // 12345678901234567.89 is not representable as a double (it would print …568).
       assert.equal(formatMoney('12345678901234567.89', 'USD', 'en-US'), '$12,345,678,901,234,567.89');
+    });
+
+    it('a change of money carries its sign either way, and zero none', () => {
+      assert.equal(formatMoneyChange('3.2', 'USD', 'en-US'), '+$3.20');
+      assert.equal(formatMoneyChange('-1', 'USD', 'en-US'), '-$1.00');
+      assert.equal(formatMoneyChange('0.00', 'USD', 'en-US'), '$0.00');
+      assert.equal(formatMoneyChange('12.5', 'JPY', 'en-US'), '+¥13');
+      assert.equal(formatMoneyChange('n/a', 'USD', 'en-US'), '—');
     });
 
     it('unit prices keep their digits (AWS’s GB-s price)', () => {

@@ -14,6 +14,12 @@ export function formatMoney(amount: string, currency: string, locale: string = d
   return new Intl.NumberFormat(locale, { style: 'currency', currency }).format(amount as `${number}`);
 }
 
+/** A change of an amount, always signed ("3.2", "USD" → "+$3.20"; "-1" → "-$1.00"; zero has no sign). */
+export function formatMoneyChange(amount: string, currency: string, locale: string = defaultLocale()): string {
+  if (!decimalPattern.test(amount)) return '—';
+  return new Intl.NumberFormat(locale, { style: 'currency', currency, signDisplay: 'exceptZero' }).format(amount as `${number}`);
+}
+
 /** A unit price, which has more digits than the minor unit ("0.0000166667" stays whole). */
 export function formatUnitPrice(price: string, currency: string, locale: string = defaultLocale()): string {
   if (!decimalPattern.test(price)) return '—';

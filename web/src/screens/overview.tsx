@@ -1,13 +1,15 @@
 /**
  * Overview: month-to-date cost against the same point of last month, the month-end forecast with
- * its 80%/95% band, the budget gauge, cost by service, and the insights (not built yet).
+ * its 80%/95% band, the budget gauge, cost by service, and the insights (anomalies, savings and
+ * warnings: screens/insights.tsx).
  */
-import { ApiProblem, type Bill, type Budget, type DashboardData, type StoredForecast } from '../api.ts';
+import { ApiProblem, type Bill, type Budget, type DashboardData, type StoredForecast, type Tenant } from '../api.ts';
 import { Async, Empty, Figure, Gauge, TimeChart } from '../components.tsx';
-import type { ScreenProps } from '../context.ts';
+import type { Ctx, ScreenProps } from '../context.ts';
 import { formatDateTime, formatMoney, formatNumber, formatRate, sumDecimals } from '../format.ts';
 import { useLoad } from '../hooks.ts';
 import { budgetUse, relativeChange, samePointLastMonth } from '../state.ts';
+import { InsightsPanel } from './insights.tsx';
 
 interface OverviewData {
   dashboard: DashboardData;
@@ -40,10 +42,11 @@ export function OverviewScreen({ ctx }: ScreenProps) {
   }, [tenant?.id]);
 
   if (!tenant) return <Empty>No tenants yet. Create one under Operators (or run `npm run demo -- --serve`).</Empty>;
-  return <Async loaded={loaded} what="the overview" retry={reload} ready={(data) => (data ? <OverviewBody data={data} timezone={tenant.timezone} /> : null)} />;
+  return <Async loaded={loaded} what="the overview" retry={reload} ready={(data) => (data ? <OverviewBody data={data} ctx={ctx} tenant={tenant} /> : null)} />;
 }
 
-function OverviewBody({ data, timezone }: { data: OverviewData; timezone: string }) {
+function OverviewBody({ data, ctx, tenant }: { data: OverviewData; ctx: Ctx; tenant: Tenant }) {
+  const timezone = tenant.timezone;
   const { dashboard, lastMonth, forecasts, budget } = data;
   const currency = dashboard.tenant.currency;
   const money = (amount: string): string => formatMoney(amount, currency);
@@ -185,14 +188,7 @@ function OverviewBody({ data, timezone }: { data: OverviewData; timezone: string
             <Empty>No services have usage yet.</Empty>
           )}
         </section>
-        <section aria-labelledby="insights-title">
-          <h2 id="insights-title">Anomalies and recommendations</h2>
-          <Empty>
-            <span data-testid="insights-empty">
-              Not available yet: anomaly detection and savings recommendations come with a later release. Cost changes show in the figures above meanwhile.
-            </span>
-          </Empty>
-        </section>
+        <InsightsPanel ctx={ctx} tenant={tenant} />
       </div>
     </div>
   );
