@@ -658,6 +658,10 @@ describe('windows: agreement with PostgreSQL (embedded PGlite)', function () {
     // They part only in odd zones: Lord_Howe's 30-minute DST shift (date_trunc's hours overlap there,
     // these do not) and America/Havana, whose fall-back repeats local midnight (date_trunc starts
     // the day at the second midnight, these at the first, so the 25 h day is the one with the extra hour).
+    // America/St_Johns changed its clocks at 00:01 local time until 2011, so its fall-backs then
+    // repeated local midnight as Havana's do: its instants are drawn from 2012 on (its 30-minute
+    // offset is what it is here for).
+    const stJohnsMidnightRulesEnd = Date.UTC(2012, 0, 1);
     const zones = ['UTC', 'Europe/Berlin', 'America/New_York', 'Asia/Kolkata', 'Asia/Kathmandu', 'America/St_Johns', 'Pacific/Chatham', 'America/Sao_Paulo'];
     const near = fc.constantFrom('2026-03-29T01:00:00Z', '2026-10-25T01:00:00Z', '2026-03-08T07:00:00Z', '2026-11-01T06:00:00Z', '2018-11-04T03:00:00Z', '2026-03-08T05:00:00Z');
     const instant = fc.oneof(
@@ -665,7 +669,9 @@ describe('windows: agreement with PostgreSQL (embedded PGlite)', function () {
       fc.tuple(near, fc.integer({ min: -26 * HOUR, max: 26 * HOUR })).map(([at, d]) => Date.parse(at) + d),
     );
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...zones), fc.array(instant, { minLength: 1, maxLength: 50 }), async (tz, instants) => {
+      fc.asyncProperty(fc.constantFrom(...zones), fc.array(instant, { minLength: 1, maxLength: 50 }), async (tz, drawn) => {
+        const instants = tz === 'America/St_Johns' ? drawn.filter((t) => t >= stJohnsMidnightRulesEnd) : drawn;
+        if (instants.length === 0) return;
         const { rows } = await db.query<{ t: Date; h: Date; d: Date }>(
           `SELECT t, date_trunc('hour', t, $2) AS h, date_trunc('day', t, $2) AS d FROM unnest($1::timestamptz[]) AS t`,
           [instants.map((t) => new Date(t).toISOString()), tz],
