@@ -22,7 +22,8 @@ import { replayEvents, progressBar } from '../src/demo/replay.js';
 import { formatDemoReport, type DemoReportLine, type DemoTenantReport } from '../src/demo/report.js';
 import { loadAzureTrace } from '../src/demo/trace.js';
 import { generateUsageEvents, planWorkload, simulatedRange, type WorkloadOptions } from '../src/demo/workload.js';
-import { freePort, freePortRange } from '../src/local/ports.js';
+import { functionNames } from '../functions/index.js';
+import { localSystemPorts } from '../src/local/ports.js';
 import { startLocalSystem, type LocalSystem } from '../src/local/system.js';
 import { loadConfig } from '../src/runtime/config.js';
 import { createLogger } from '../src/runtime/logger.js';
@@ -191,10 +192,11 @@ async function main(): Promise<void> {
   const env: NodeJS.ProcessEnv = { LOG_LEVEL: 'warn', ...process.env };
   if (!args.serve) {
     // A throwaway system on ports of its own, so a running `npm start` is left alone.
-    env.LOCAL_BROKER_PORT = String(await freePort());
-    env.EMBEDDED_PG_PORT = String(await freePort());
-    env.LOCAL_API_PORT = String(await freePort());
-    env.LOCAL_FUNCTIONS_PORT = String(await freePortRange(8));
+    const ports = await localSystemPorts(functionNames.length);
+    env.LOCAL_BROKER_PORT = String(ports.broker);
+    env.EMBEDDED_PG_PORT = String(ports.pg);
+    env.LOCAL_API_PORT = String(ports.api);
+    env.LOCAL_FUNCTIONS_PORT = String(ports.functions);
     // The demo replays its own usage: the reference workloads (which would need more ports) stay off.
     env.LOCAL_WORKLOADS = '';
     if (!env.DATABASE_URL) env.LOCAL_DATA_DIR = 'memory';

@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { generateKey } from '../src/api/keys.js';
-import { freePort, freePortRange } from '../src/local/ports.js';
+import { localSystemPorts } from '../src/local/ports.js';
+import { workloadNames } from '../functions/workloads.js';
 import { functionNames } from '../functions/index.js';
 import { freshDatabase, type TestDatabase } from './support/db.js';
 import { eventually } from './support/eventually.js';
@@ -195,16 +196,17 @@ describe('web dashboard in Chromium (npm run demo -- --serve)', function () {
     await mkdir(screenshots, { recursive: true });
     await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(root, 'scripts', 'build-web.ts')], { cwd: root });
 
-    const apiPort = await freePort();
-    const brokerPort = await freePort();
+    const ports = await localSystemPorts(functionNames.length + workloadNames.length);
+    const apiPort = ports.api;
+    const brokerPort = ports.broker;
     brokerUrl = `http://127.0.0.1:${brokerPort}`;
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       API_ADMIN_KEY: adminKey,
       LOCAL_API_PORT: String(apiPort),
       LOCAL_BROKER_PORT: String(brokerPort),
-      EMBEDDED_PG_PORT: String(await freePort()),
-      LOCAL_FUNCTIONS_PORT: String(await freePortRange(functionNames.length)),
+      EMBEDDED_PG_PORT: String(ports.pg),
+      LOCAL_FUNCTIONS_PORT: String(ports.functions),
       LOCAL_DATA_DIR: 'memory',
       LOG_LEVEL: 'warn',
     };

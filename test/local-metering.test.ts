@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { eventually } from './support/eventually.js';
 import { flushUntil } from './support/flush.js';
-import { freePort } from './support/net.js';
+import { functionNames } from '../functions/index.js';
+import { workloadNames } from '../functions/workloads.js';
+import { localSystemPorts } from '../src/local/ports.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -20,12 +22,13 @@ describe('npm start: metered reference workloads', function () {
   let output = '';
 
   before(async () => {
+    const ports = await localSystemPorts(functionNames.length + workloadNames.length);
     const env: NodeJS.ProcessEnv = {
       ...process.env,
-      LOCAL_BROKER_PORT: String(await freePort()),
-      LOCAL_API_PORT: String(await freePort()),
-      LOCAL_FUNCTIONS_PORT: String(await freePort()),
-      EMBEDDED_PG_PORT: String(await freePort()),
+      LOCAL_BROKER_PORT: String(ports.broker),
+      LOCAL_API_PORT: String(ports.api),
+      LOCAL_FUNCTIONS_PORT: String(ports.functions),
+      EMBEDDED_PG_PORT: String(ports.pg),
       LOCAL_DATA_DIR: 'memory',
       LOG_LEVEL: 'warn',
     };

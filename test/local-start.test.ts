@@ -9,7 +9,9 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { eventually } from './support/eventually.js';
 import { flushUntil } from './support/flush.js';
-import { freePort } from './support/net.js';
+import { functionNames } from '../functions/index.js';
+import { workloadNames } from '../functions/workloads.js';
+import { localSystemPorts } from '../src/local/ports.js';
 import { usageCloudEvent } from './support/usage.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -24,7 +26,8 @@ describe('npm start on embedded defaults', function () {
   let apiUrl: string;
 
   before(async () => {
-    const [brokerPort, functionsPort, pgPort, apiPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const ports = await localSystemPorts(functionNames.length + workloadNames.length);
+    const [brokerPort, functionsPort, pgPort, apiPort] = [ports.broker, ports.functions, ports.pg, ports.api];
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       LOCAL_BROKER_PORT: String(brokerPort),

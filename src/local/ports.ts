@@ -30,3 +30,14 @@ export async function freePortRange(count: number): Promise<number> {
   }
   throw new Error('found no free range of ports for the functions');
 }
+
+/**
+ * Ports for a whole local system beside another: `processes` contiguous ports for the functions
+ * and workloads (LOCAL_FUNCTIONS_PORT onwards), then the broker, the API and the embedded
+ * PostgreSQL right after them — one free range, so no port the OS hands out for one part can fall
+ * inside another part's range.
+ */
+export async function localSystemPorts(processes: number): Promise<{ functions: number; broker: number; api: number; pg: number }> {
+  const base = await freePortRange(processes + 3);
+  return { functions: base, broker: base + processes, api: base + processes + 1, pg: base + processes + 2 };
+}
