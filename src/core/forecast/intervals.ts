@@ -12,6 +12,10 @@
  *   ones never fall), so an interval is never narrower than a shorter horizon's.
  * - **Beyond H**: the offsets at H grow with √(h/H) for one hour (a random-walk level) and with k/H
  *   for a total (errors of consecutive hours move together, so a total's error grows like its length).
+ * - **A band from 0** (`hourFromZero`, for an hour whose lower bounds are 0, see forecast.ts): it holds
+ *   every error up to its upper offset, the whole lower tail included, so its upper offsets are the
+ *   80% and 95% quantiles rather than the 90% and 97.5% of the two-sided band (same smoothing,
+ *   widening and growth beyond H).
  * - The point forecast always lies inside its intervals (lower offsets ≤ 0 ≤ upper offsets), and a
  *   lower bound is clipped at 0: usage is never negative.
  */
@@ -46,14 +50,27 @@ export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
   return a + (pos - lo) * ((sorted[hi] ?? 0) - a);
 }
 
-function offsetsOf(errors: number[]): Offsets {
+/** The error quantile levels each bound sits at. */
+interface Levels {
+  lower95: number;
+  lower80: number;
+  upper80: number;
+  upper95: number;
+}
+
+/** Equal tails: 2.5/10/90/97.5%. */
+const CENTRAL: Levels = { lower95: 0.025, lower80: 0.1, upper80: 0.9, upper95: 0.975 };
+/** A band whose lower bound is 0 holds all of the lower tail: its upper bounds are the 80% and 95% quantiles. */
+const FROM_ZERO: Levels = { lower95: 0.025, lower80: 0.1, upper80: 0.8, upper95: 0.95 };
+
+function offsetsOf(errors: number[], levels: Levels): Offsets {
   if (errors.length === 0) return zeroOffsets;
   const sorted = Float64Array.from(errors).sort();
   return {
-    lower95: Math.min(0, quantileSorted(sorted, 0.025)),
-    lower80: Math.min(0, quantileSorted(sorted, 0.1)),
-    upper80: Math.max(0, quantileSorted(sorted, 0.9)),
-    upper95: Math.max(0, quantileSorted(sorted, 0.975)),
+    lower95: Math.min(0, quantileSorted(sorted, levels.lower95)),
+    lower80: Math.min(0, quantileSorted(sorted, levels.lower80)),
+    upper80: Math.max(0, quantileSorted(sorted, levels.upper80)),
+    upper95: Math.max(0, quantileSorted(sorted, levels.upper95)),
   };
 }
 
@@ -106,6 +123,7 @@ export function bandOf(expected: number, offsets: Offsets): Band {
 /** Interval offsets per hour and per total, from a backtest error matrix. */
 export class IntervalModel {
   private hourly: Offsets[] | undefined;
+  private hourlyFromZero: Offsets[] | undefined;
   private totals: Offsets[] | undefined;
   /** Largest horizon the errors cover. */
   readonly horizon: number;
@@ -127,7 +145,16 @@ export class IntervalModel {
 
   /** Offsets of the forecast of hour h (1-based). */
   hour(h: number): Offsets {
-    const curve = (this.hourly ??= this.hourlyCurve());
+    const curve = (this.hourly ??= this.hourlyCurve(CENTRAL));
+    return this.extend(curve, h, Math.sqrt);
+  }
+
+  /**
+   * Offsets of hour h for a band whose lower bound is 0: its upper offsets are the errors' 80% and
+   * 95% quantiles (such a band covers every error up to its upper offset), its lower ones as in `hour`.
+   */
+  hourFromZero(h: number): Offsets {
+    const curve = (this.hourlyFromZero ??= this.hourlyCurve(FROM_ZERO));
     return this.extend(curve, h, Math.sqrt);
   }
 
@@ -144,7 +171,7 @@ export class IntervalModel {
     return scale(curve[curve.length - 1] ?? zeroOffsets, growth(h / curve.length));
   }
 
-  private hourlyCurve(): Offsets[] {
+  private hourlyCurve(levels: Levels): Offsets[] {
     const perHorizon: Offsets[] = [];
     for (let h = 1; h <= this.horizon; h++) {
       const column: number[] = [];
@@ -152,7 +179,7 @@ export class IntervalModel {
         const e = row[h - 1];
         if (e !== undefined && !Number.isNaN(e)) column.push(e);
       }
-      perHorizon.push(offsetsOf(column));
+      perHorizon.push(offsetsOf(column, levels));
     }
     const curve: Offsets[] = [];
     for (let h = 1; h <= this.horizon; h++) {
@@ -187,7 +214,7 @@ export class IntervalModel {
         values.push(sums[o] ?? 0);
       });
       if (values.length === 0) break;
-      curve.push(widen(offsetsOf(values), curve[k - 2]));
+      curve.push(widen(offsetsOf(values, CENTRAL), curve[k - 2]));
     }
     return curve;
   }
