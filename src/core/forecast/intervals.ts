@@ -9,7 +9,17 @@
  * - **Total of the first k hours** (k ≤ H): the quantiles of each origin's summed errors over
  *   h = 1 … k — the errors' correlation across horizons is in the data rather than assumed away.
  * - **Widening**: offsets are made monotone in the horizon (the lower ones never rise, the upper
- *   ones never fall), so an interval is never narrower than a shorter horizon's.
+ *   ones never fall), so an interval is never narrower than a shorter horizon's. An hour's curve is
+ *   fitted by isotonic regression (least squares under that order): the running maximum used
+ *   before carried every upward blip of a noisy quantile estimate to all longer horizons, so when
+ *   the true width hardly grows (a season shorter than the horizon, as on the Azure trace) the
+ *   band came out as wide as the largest estimate rather than their level. Measured with normal
+ *   errors of one width at every horizon (200 seeded backtests of 53 origins × 10 horizons, the
+ *   trace's shape): the last horizon's bands held 0.880/0.976 of such errors (80%/95%) with the
+ *   running maximum, 0.810/0.944 isotonic (60 × 24: 0.876/0.977 → 0.804/0.943). On the data,
+ *   80%/95% coverage: Azure trace 0.930/0.965 → 0.918/0.962, synthetic series 0.801/0.937 →
+ *   0.795/0.933. A total's curve keeps the running maximum: a total's error grows with its length
+ *   by construction, and its estimates from overlapping origins move together.
  * - **Beyond H**: the offsets at H grow with √(h/H) for one hour (a random-walk level) and with k/H
  *   for a total (errors of consecutive hours move together, so a total's error grows like its length).
  * - **A band from 0** (`hourFromZero`, for an hour whose lower bounds are 0, see forecast.ts): it holds
@@ -84,6 +94,45 @@ function widen(current: Offsets, previous: Offsets | undefined): Offsets {
     lower95: Math.min(current.lower95, previous?.lower95 ?? 0, lower80),
     upper95: Math.max(current.upper95, previous?.upper95 ?? 0, upper80),
   };
+}
+
+/**
+ * Least-squares non-decreasing fit of `values` (isotonic regression, pool-adjacent-violators):
+ * a run that falls is replaced by its mean.
+ */
+export function isotonicIncreasing(values: readonly number[]): number[] {
+  const means: number[] = [];
+  const counts: number[] = [];
+  for (const v of values) {
+    let mean = v;
+    let count = 1;
+    while (means.length > 0 && (means[means.length - 1] ?? 0) > mean) {
+      const before = counts.pop() ?? 0;
+      mean = ((means.pop() ?? 0) * before + mean * count) / (before + count);
+      count += before;
+    }
+    means.push(mean);
+    counts.push(count);
+  }
+  return means.flatMap((mean, i) => new Array<number>(counts[i] ?? 0).fill(mean));
+}
+
+/**
+ * Per-horizon offsets made monotone in the horizon by isotonic regression (lower offsets never
+ * rise, upper ones never fall), and 95% at least as wide as 80%.
+ */
+function monotone(curve: readonly Offsets[]): Offsets[] {
+  const fit = (pick: (o: Offsets) => number): number[] => isotonicIncreasing(curve.map(pick));
+  const lower95 = fit((o) => -o.lower95);
+  const lower80 = fit((o) => -o.lower80);
+  const upper80 = fit((o) => o.upper80);
+  const upper95 = fit((o) => o.upper95);
+  return curve.map((_, i) => ({
+    lower80: -(lower80[i] ?? 0),
+    upper80: upper80[i] ?? 0,
+    lower95: -Math.max(lower95[i] ?? 0, lower80[i] ?? 0),
+    upper95: Math.max(upper95[i] ?? 0, upper80[i] ?? 0),
+  }));
 }
 
 const scale = (o: Offsets, factor: number): Offsets => ({
@@ -192,9 +241,9 @@ export class IntervalModel {
         upper80: average((o) => o.upper80),
         upper95: average((o) => o.upper95),
       };
-      curve.push(widen(smoothed, curve[h - 2]));
+      curve.push(smoothed);
     }
-    return curve;
+    return monotone(curve);
   }
 
   private totalCurve(): Offsets[] {
