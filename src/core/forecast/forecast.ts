@@ -33,7 +33,23 @@
  * An hour's band has lower bounds of 0 when at least 10% (80% interval) or 2.5% (95%) of the last
  * four weeks' hours were 0: the lower tail of such an hour is zero itself, whatever the errors of a
  * smooth forecast say (measured on synthetic intermittent series: a smoothed level put the 80%
- * lower bound above 0 and missed every zero hour).
+ * lower bound above 0 and missed every zero hour). Such a band then covers every outcome up to its
+ * upper bound, so that bound is the errors' 80% (95%) quantile (`hourFromZero`): keeping the
+ * two-sided 90% (97.5%) one after dropping the lower tail made it a 90% band (measured, 80%/95%
+ * coverage: synthetic intermittent series 0.911/0.977 before, 0.894/0.952 after; the Azure trace
+ * 0.938/0.970 before, 0.930/0.965 after; all synthetic series 0.804/0.943 before, 0.801/0.937 after).
+ *
+ * **Calibration on count data** (measured on the Azure trace, 5-minute buckets, 6000 forecast
+ * points, 80%/95% coverage 0.918/0.962 with the above and the isotonic widening of intervals.ts):
+ * the remaining excess is not width. 52% of the points have a zero-width 80% band (2163 of them from
+ * backtest errors that were all exactly 0: timers hit exactly), and 97.5% of those points equal
+ * their forecast. Of the other points (coverage 0.857/0.944), 49% lie exactly on a bound (whole
+ * counts, mostly 0 at a lower bound of 0), and the band's interior (with 0 at a bound of 0) holds
+ * only 0.76/0.85 of them: an interval with fixed ends over whole numbers holds its end values'
+ * whole probability, and the nominal levels lie between what its interior and its closure hold. Even
+ * with every other point at exactly 0.80 the trace's 80% coverage could not fall below 0.89, and
+ * narrowing the bands further would leave out values the backtest saw as often as the forecast
+ * itself, so no scale factor is applied (`npm run eval:forecast` prints this split).
  *
  * **Level shifts and outliers**: a shift of the level in the last week (level-shift.ts) rescales
  * the history before it to the new level, then outliers (an hour far from both the same hour in
@@ -232,9 +248,21 @@ function assemble(model: FittedModel, point: number[], intervals: IntervalModel,
       if (!Number.isInteger(h) || h < 1) throw new RangeError(`an hour of the forecast is a whole number ≥ 1 (got ${h})`);
       const expected = point[h - 1] ?? point[point.length - 1] ?? 0;
       const band = bandOf(expected, withFloor(intervals.hour(h), expected, floor));
-      // An hour that is 0 more often than a lower tail's mass has 0 as that lower bound.
-      if (zeroShare >= 0.1) band.lower80 = 0;
-      if (zeroShare >= 0.025) band.lower95 = 0;
+      // An hour that is 0 more often than a lower tail's mass has 0 as that lower bound, and then
+      // holds that whole lower tail: its upper bound is the errors' 80% (95%) quantile, not the 90% (97.5%).
+      const zero80 = zeroShare >= 0.1;
+      const zero95 = zeroShare >= 0.025;
+      if (zero80 || zero95) {
+        const fromZero = bandOf(expected, withFloor(intervals.hourFromZero(h), expected, floor));
+        if (zero80) {
+          band.lower80 = 0;
+          band.upper80 = fromZero.upper80;
+        }
+        if (zero95) {
+          band.lower95 = 0;
+          band.upper95 = Math.max(fromZero.upper95, band.upper80);
+        }
+      }
       return band;
     },
     total,

@@ -9,9 +9,23 @@
  * - **Total of the first k hours** (k ≤ H): the quantiles of each origin's summed errors over
  *   h = 1 … k — the errors' correlation across horizons is in the data rather than assumed away.
  * - **Widening**: offsets are made monotone in the horizon (the lower ones never rise, the upper
- *   ones never fall), so an interval is never narrower than a shorter horizon's.
+ *   ones never fall), so an interval is never narrower than a shorter horizon's. An hour's curve is
+ *   fitted by isotonic regression (least squares under that order): the running maximum used
+ *   before carried every upward blip of a noisy quantile estimate to all longer horizons, so when
+ *   the true width hardly grows (a season shorter than the horizon, as on the Azure trace) the
+ *   band came out as wide as the largest estimate rather than their level. Measured with normal
+ *   errors of one width at every horizon (200 seeded backtests of 53 origins × 10 horizons, the
+ *   trace's shape): the last horizon's bands held 0.880/0.976 of such errors (80%/95%) with the
+ *   running maximum, 0.810/0.944 isotonic (60 × 24: 0.876/0.977 → 0.804/0.943). On the data,
+ *   80%/95% coverage: Azure trace 0.930/0.965 → 0.918/0.962, synthetic series 0.801/0.937 →
+ *   0.795/0.933. A total's curve keeps the running maximum: a total's error grows with its length
+ *   by construction, and its estimates from overlapping origins move together.
  * - **Beyond H**: the offsets at H grow with √(h/H) for one hour (a random-walk level) and with k/H
  *   for a total (errors of consecutive hours move together, so a total's error grows like its length).
+ * - **A band from 0** (`hourFromZero`, for an hour whose lower bounds are 0, see forecast.ts): it holds
+ *   every error up to its upper offset, the whole lower tail included, so its upper offsets are the
+ *   80% and 95% quantiles rather than the 90% and 97.5% of the two-sided band (same smoothing,
+ *   widening and growth beyond H).
  * - The point forecast always lies inside its intervals (lower offsets ≤ 0 ≤ upper offsets), and a
  *   lower bound is clipped at 0: usage is never negative.
  */
@@ -46,14 +60,27 @@ export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
   return a + (pos - lo) * ((sorted[hi] ?? 0) - a);
 }
 
-function offsetsOf(errors: number[]): Offsets {
+/** The error quantile levels each bound sits at. */
+interface Levels {
+  lower95: number;
+  lower80: number;
+  upper80: number;
+  upper95: number;
+}
+
+/** Equal tails: 2.5/10/90/97.5%. */
+const CENTRAL: Levels = { lower95: 0.025, lower80: 0.1, upper80: 0.9, upper95: 0.975 };
+/** A band whose lower bound is 0 holds all of the lower tail: its upper bounds are the 80% and 95% quantiles. */
+const FROM_ZERO: Levels = { lower95: 0.025, lower80: 0.1, upper80: 0.8, upper95: 0.95 };
+
+function offsetsOf(errors: number[], levels: Levels): Offsets {
   if (errors.length === 0) return zeroOffsets;
   const sorted = Float64Array.from(errors).sort();
   return {
-    lower95: Math.min(0, quantileSorted(sorted, 0.025)),
-    lower80: Math.min(0, quantileSorted(sorted, 0.1)),
-    upper80: Math.max(0, quantileSorted(sorted, 0.9)),
-    upper95: Math.max(0, quantileSorted(sorted, 0.975)),
+    lower95: Math.min(0, quantileSorted(sorted, levels.lower95)),
+    lower80: Math.min(0, quantileSorted(sorted, levels.lower80)),
+    upper80: Math.max(0, quantileSorted(sorted, levels.upper80)),
+    upper95: Math.max(0, quantileSorted(sorted, levels.upper95)),
   };
 }
 
@@ -67,6 +94,45 @@ function widen(current: Offsets, previous: Offsets | undefined): Offsets {
     lower95: Math.min(current.lower95, previous?.lower95 ?? 0, lower80),
     upper95: Math.max(current.upper95, previous?.upper95 ?? 0, upper80),
   };
+}
+
+/**
+ * Least-squares non-decreasing fit of `values` (isotonic regression, pool-adjacent-violators):
+ * a run that falls is replaced by its mean.
+ */
+export function isotonicIncreasing(values: readonly number[]): number[] {
+  const means: number[] = [];
+  const counts: number[] = [];
+  for (const v of values) {
+    let mean = v;
+    let count = 1;
+    while (means.length > 0 && (means[means.length - 1] ?? 0) > mean) {
+      const before = counts.pop() ?? 0;
+      mean = ((means.pop() ?? 0) * before + mean * count) / (before + count);
+      count += before;
+    }
+    means.push(mean);
+    counts.push(count);
+  }
+  return means.flatMap((mean, i) => new Array<number>(counts[i] ?? 0).fill(mean));
+}
+
+/**
+ * Per-horizon offsets made monotone in the horizon by isotonic regression (lower offsets never
+ * rise, upper ones never fall), and 95% at least as wide as 80%.
+ */
+function monotone(curve: readonly Offsets[]): Offsets[] {
+  const fit = (pick: (o: Offsets) => number): number[] => isotonicIncreasing(curve.map(pick));
+  const lower95 = fit((o) => -o.lower95);
+  const lower80 = fit((o) => -o.lower80);
+  const upper80 = fit((o) => o.upper80);
+  const upper95 = fit((o) => o.upper95);
+  return curve.map((_, i) => ({
+    lower80: -(lower80[i] ?? 0),
+    upper80: upper80[i] ?? 0,
+    lower95: -Math.max(lower95[i] ?? 0, lower80[i] ?? 0),
+    upper95: Math.max(upper95[i] ?? 0, upper80[i] ?? 0),
+  }));
 }
 
 const scale = (o: Offsets, factor: number): Offsets => ({
@@ -106,6 +172,7 @@ export function bandOf(expected: number, offsets: Offsets): Band {
 /** Interval offsets per hour and per total, from a backtest error matrix. */
 export class IntervalModel {
   private hourly: Offsets[] | undefined;
+  private hourlyFromZero: Offsets[] | undefined;
   private totals: Offsets[] | undefined;
   /** Largest horizon the errors cover. */
   readonly horizon: number;
@@ -127,7 +194,16 @@ export class IntervalModel {
 
   /** Offsets of the forecast of hour h (1-based). */
   hour(h: number): Offsets {
-    const curve = (this.hourly ??= this.hourlyCurve());
+    const curve = (this.hourly ??= this.hourlyCurve(CENTRAL));
+    return this.extend(curve, h, Math.sqrt);
+  }
+
+  /**
+   * Offsets of hour h for a band whose lower bound is 0: its upper offsets are the errors' 80% and
+   * 95% quantiles (such a band covers every error up to its upper offset), its lower ones as in `hour`.
+   */
+  hourFromZero(h: number): Offsets {
+    const curve = (this.hourlyFromZero ??= this.hourlyCurve(FROM_ZERO));
     return this.extend(curve, h, Math.sqrt);
   }
 
@@ -144,7 +220,7 @@ export class IntervalModel {
     return scale(curve[curve.length - 1] ?? zeroOffsets, growth(h / curve.length));
   }
 
-  private hourlyCurve(): Offsets[] {
+  private hourlyCurve(levels: Levels): Offsets[] {
     const perHorizon: Offsets[] = [];
     for (let h = 1; h <= this.horizon; h++) {
       const column: number[] = [];
@@ -152,7 +228,7 @@ export class IntervalModel {
         const e = row[h - 1];
         if (e !== undefined && !Number.isNaN(e)) column.push(e);
       }
-      perHorizon.push(offsetsOf(column));
+      perHorizon.push(offsetsOf(column, levels));
     }
     const curve: Offsets[] = [];
     for (let h = 1; h <= this.horizon; h++) {
@@ -165,9 +241,9 @@ export class IntervalModel {
         upper80: average((o) => o.upper80),
         upper95: average((o) => o.upper95),
       };
-      curve.push(widen(smoothed, curve[h - 2]));
+      curve.push(smoothed);
     }
-    return curve;
+    return monotone(curve);
   }
 
   private totalCurve(): Offsets[] {
@@ -187,7 +263,7 @@ export class IntervalModel {
         values.push(sums[o] ?? 0);
       });
       if (values.length === 0) break;
-      curve.push(widen(offsetsOf(values), curve[k - 2]));
+      curve.push(widen(offsetsOf(values, CENTRAL), curve[k - 2]));
     }
     return curve;
   }
