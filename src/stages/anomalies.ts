@@ -138,7 +138,7 @@ export async function recordAnomalies(db: Db, tenantIds: readonly string[], anom
   const unhandled = (await db('anomalies')
     .select('id', 'tenant_id', 'service', 'metric', 'since', 'until', 'direction', 'score', 'expected', 'observed', 'cost_impact', 'currency', 'explanation')
     .whereNull('notified_at')
-    .whereIn('tenant_id', [...tenantIds])
+    .whereRaw('tenant_id = ANY(?::uuid[])', [[...tenantIds]])
     .orderBy([{ column: 'detected_at' }, { column: 'id' }])
     .limit(MAX_ANOMALIES_PER_EVENT)) as AnomalyRow[];
   return unhandled.map((r) => {
