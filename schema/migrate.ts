@@ -16,6 +16,7 @@ import * as webhooks from './migrations/0010_webhooks.js';
 import * as creditNotes from './migrations/0011_credit_notes.js';
 import * as budgetOutbox from './migrations/0012_budget_outbox.js';
 import * as commitmentsCredits from './migrations/0013_commitments_credits.js';
+import * as anomalyOutbox from './migrations/0014_anomaly_outbox.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -36,6 +37,7 @@ const migrations: Record<string, Migration> = {
   '0011_credit_notes': creditNotes,
   '0012_budget_outbox': budgetOutbox,
   '0013_commitments_credits': commitmentsCredits,
+  '0014_anomaly_outbox': anomalyOutbox,
 };
 
 /** Every migration, in the order they apply. */

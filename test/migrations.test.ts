@@ -14,6 +14,7 @@ import { freshDatabase, type TestDatabase } from './support/db.js';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 const expectedTables = [
+  'anomalies',
   'api_keys',
   'audit_log',
   'bill_line_items',

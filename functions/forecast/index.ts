@@ -4,21 +4,23 @@
  * tenant with recent hourly usage (or the one asked for), stores the predictions in ml_predictions,
  * then scans the same tenants' services for anomalies in the last 24 hours (src/stages/anomalies.ts).
  *
- * A tick or ping with anomalies replies faasbilling.anomaly.detected.v1 for the costliest one (one
- * reply per invocation; its id is fixed by the incident, so a repeated tick notifies nothing twice;
- * every anomaly is in the API's /ml/anomalies). Otherwise it answers 200 with a JSON summary that
- * lists the anomalies (204 when there was nothing to forecast).
+ * A tick or ping stores the anomalies it found in the `anomalies` outbox (one row per incident)
+ * and, when the scanned tenants have anomalies notifications has not handled yet, replies
+ * faasbilling.anomaly.detected.v1 listing all of them (new ones and repeats of lost
+ * announcements; notifications delivers each once under its own id). Otherwise, and for an
+ * on-demand POST (which stores nothing), it answers 200 with a JSON summary that lists the
+ * anomalies found (204 when there was nothing to forecast).
  */
 import { Counter } from 'prom-client';
 import { z } from 'zod';
-import { EventType, forecastTickData } from '../../src/contract/events.js';
+import { EventType, forecastTickData, type AnomalyAlert } from '../../src/contract/events.js';
 import { BillingError } from '../../src/contract/problem.js';
 import { pingEventType } from '../../src/contract/routing.js';
 import { createDb, pingDb, type Db } from '../../src/adapters/postgres.js';
 import { requireDatabaseUrl } from '../../src/runtime/config.js';
 import { defineFunction, type FunctionFactory, type FunctionRequest } from '../../src/runtime/function.js';
 import { createStageMetrics } from '../../src/runtime/metrics.js';
-import { AnomalyScanner, anomalyEvent } from '../../src/stages/anomalies.js';
+import { AnomalyScanner, anomalyDetectedEvent, recordAnomalies } from '../../src/stages/anomalies.js';
 import { Forecaster, UnknownForecastTenantError, forecastHorizons, type ForecastRequest } from '../../src/stages/forecast.js';
 
 /** The on-demand request body. */
@@ -87,19 +89,21 @@ export const createForecast: FunctionFactory = (config, logger) => {
       const input = forecastRequestOf(request);
       let summary;
       let scan;
+      let unhandled: AnomalyAlert[] = [];
       try {
         summary = await forecaster.run(input);
         const at = input.at ?? new Date();
-        scan = await scanner.scanTenants(input.tenantId ? [input.tenantId] : await scanner.activeTenants(at), { at });
+        const tenantIds = input.tenantId ? [input.tenantId] : await scanner.activeTenants(at);
+        scan = await scanner.scanTenants(tenantIds, { at });
+        if (request.cloudevent) unhandled = await recordAnomalies(db, tenantIds, scan.anomalies);
       } catch (err) {
         throw await asBillingError(err, db);
       }
       for (const a of scan.anomalies) anomaliesFound.inc({ metric: a.metric });
-      const [costliest] = scan.anomalies;
-      if (costliest && request.cloudevent) return anomalyEvent(costliest);
       for (const f of summary.forecasts ?? []) predictions.inc({ horizon: f.horizon });
       if (!summary.forecasts) for (const h of summary.horizons) predictions.inc({ horizon: h }, summary.tenants);
       tenantFailures.inc(summary.failed.length);
+      if (unhandled.length > 0) return anomalyDetectedEvent(unhandled);
       if (summary.predictions === 0 && summary.failed.length === 0 && scan.anomalies.length === 0 && !input.tenantId) return { statusCode: 204 };
       return { statusCode: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: { ...summary, anomalies: scan.anomalies } };
     },

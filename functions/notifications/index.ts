@@ -1,6 +1,7 @@
 /**
- * notifications: bill.generated and budget.exceeded events POSTed to the webhooks subscribed to
- * them, signed, retried and logged (src/stages/notify.ts). Answers 200 with each webhook's
+ * notifications: bill.generated, bills.closed, budget.exceeded and anomaly.detected events POSTed
+ * to the webhooks subscribed to them, signed, retried and logged (src/stages/notify.ts); budget
+ * alerts and anomalies each under their own id, then marked handled in their outbox. Answers 200 with each webhook's
  * outcome; a webhook that stays down is recorded in webhook_deliveries, not retried by the
  * Broker (which would redeliver to every webhook of the event).
  */

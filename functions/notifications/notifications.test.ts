@@ -178,6 +178,60 @@ describe('notifications function (webhooks)', function () {
     assert.ok(stored.notified_at instanceof Date);
   });
 
+  it('delivers each anomaly of an anomaly.detected event once under its own id to the tenant’s and the operator’s webhooks, then marks it handled', async () => {
+    const db = api.database.db;
+    const register = async (path: string, key?: string): Promise<void> => {
+      const res = await api.call('POST', '/webhooks', { body: { url: `${base}${path}`, events: [EventType.anomalyDetected] }, ...(key ? { key } : {}) });
+      assert.equal(res.status, 201, res.text);
+    };
+    await register('/anomaly-a', ids['hook-a-key']);
+    await register('/anomaly-operator');
+    const anomaly = (tenant: string, service: string, metric: string) => ({
+      tenant_id: ids[tenant] ?? '',
+      service,
+      metric,
+      since: '2025-10-02T08:00:00.000Z',
+      until: '2025-10-02T12:00:00.000Z',
+      direction: 'spike',
+      score: 9.5,
+      expected: 100,
+      observed: 400,
+      cost_impact: '0.0600',
+      currency: 'USD',
+      explanation: `${metric} of ${service} rose`,
+    });
+    const rows = await db('anomalies')
+      .insert([anomaly('hook-a', 'checkout', 'invocations'), anomaly('hook-a', 'checkout', 'errors'), anomaly('hook-b', 'search', 'invocations')])
+      .returning<{ id: string; tenant_id: string; service: string; metric: string }[]>(['id', 'tenant_id', 'service', 'metric']);
+    const event = new CloudEvent<unknown>({
+      type: EventType.anomalyDetected,
+      source: eventSource('forecast'),
+      data: { anomalies: rows.map((r) => ({ ...anomaly(r.tenant_id === ids['hook-a'] ? 'hook-a' : 'hook-b', r.service, r.metric), cost_impact: '0.06', anomaly_id: String(r.id) })) },
+    });
+    const delivered = (path: string): { id: string; anomalies: string[] }[] =>
+      received
+        .filter((r) => r.path === path)
+        .map((r) => JSON.parse(r.body) as { id: string; data: { anomalies: { anomaly_id: string }[] } })
+        .map((b) => ({ id: b.id, anomalies: b.data.anomalies.map((a) => a.anomaly_id) }));
+    const expected = (tenantRows: typeof rows): { id: string; anomalies: string[] }[] => tenantRows.map((r) => ({ id: `anomaly-${r.id}`, anomalies: [String(r.id)] }));
+    const byId = (x: { id: string }, y: { id: string }): number => x.id.localeCompare(y.id);
+
+    const first = await postBinary(fn.url, event);
+    assert.equal(first.status, 200, first.text);
+    assert.deepEqual(delivered('/anomaly-a').sort(byId), expected(rows.filter((r) => r.tenant_id === ids['hook-a'])).sort(byId));
+    assert.deepEqual(delivered('/anomaly-operator').sort(byId), expected(rows).sort(byId));
+    const stored = (await db('anomalies').whereIn('id', rows.map((r) => r.id))) as { notified_at: Date | null }[];
+    assert.equal(stored.length, 3);
+    for (const row of stored) assert.ok(row.notified_at instanceof Date);
+
+    // The same anomalies announced again (a redelivery, or a run that repeated them) reach no webhook again.
+    const again = await postBinary(fn.url, new CloudEvent<unknown>({ type: EventType.anomalyDetected, source: eventSource('forecast'), data: event.data }));
+    assert.equal(again.status, 200, again.text);
+    assert.deepEqual([...new Set((again.json as { deliveries: { outcome: string }[] }).deliveries.map((d) => d.outcome))], ['already_delivered']);
+    assert.equal(delivered('/anomaly-a').length, 2);
+    assert.equal(delivered('/anomaly-operator').length, 3);
+  });
+
   it('refuses private and loopback targets unless allowed, and non-http URLs always', () => {
     for (const url of [
       'http://127.0.0.1:9/x',
@@ -242,5 +296,9 @@ describe('notifications function (webhooks)', function () {
     assert.equal(res.status, 422);
     const bad = await postBinary(fn.url, new CloudEvent<unknown>({ type: EventType.budgetExceeded, source: '/test', data: { alerts: [] } }));
     assert.equal(bad.status, 422);
+    // An anomaly.detected event carries a list of anomalies; the single anomaly of its first version is refused.
+    const single = { tenant_id: ids['hook-a'], service: 'checkout', metric: 'errors', score: 9, expected: 1, observed: 150, since: '2025-10-02T08:00:00Z' };
+    const old = await postBinary(fn.url, new CloudEvent<unknown>({ type: EventType.anomalyDetected, source: '/test', data: single }));
+    assert.equal(old.status, 422, old.text);
   });
 });

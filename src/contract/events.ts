@@ -88,7 +88,7 @@ export const forecastTickData = z
  * averaged for duration and memory), `score` the mean robust z-score. The optional fields explain
  * it further; older consumers may ignore them.
  */
-export const anomalyDetectedData = z.object({
+export const anomalyFinding = z.object({
   tenant_id: z.string(),
   service: z.string(),
   metric: z.string(),
@@ -105,6 +105,15 @@ export const anomalyDetectedData = z.object({
   /** One sentence a person can act on. */
   explanation: z.string().optional(),
 });
+/** A stored anomaly as announced: the finding and its own id (one per tenant, service, metric and first hour). */
+export const anomalyAlert = anomalyFinding.extend({
+  /** The anomaly's own id: notifications delivers each anomaly once under it. */
+  anomaly_id: z.string(),
+});
+/** The anomalies a forecast run found that notifications has not handled yet (new ones and repeats). */
+export const anomalyDetectedData = z.object({ anomalies: z.array(anomalyAlert).min(1) });
+export type AnomalyFinding = z.infer<typeof anomalyFinding>;
+export type AnomalyAlert = z.infer<typeof anomalyAlert>;
 
 export type BufferFlushData = z.infer<typeof bufferFlushData>;
 export type UsageSavedData = z.infer<typeof usageSavedData>;

@@ -4,6 +4,8 @@
  * - Which webhooks: active ones subscribed to the event's type, of the event's tenant(s), plus
  *   the operator's (tenant_id NULL). A tenant's webhook gets only its own part of the event (its
  *   own budget alerts); the operator's gets the whole event.
+ * - Budget alerts and anomalies are outboxes (migrations 0012 and 0014): each item of the event
+ *   goes out as an event of its own under the item's id, then its row is marked handled.
  * - The body is the event in CloudEvents structured mode (application/cloudevents+json), signed:
  *   `X-FaaSBilling-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, so a
  *   receiver can check origin and freshness (`verifySignature`).
@@ -23,7 +25,7 @@ import { isIP, type LookupFunction } from 'node:net';
 import type { CloudEvent } from 'cloudevents';
 import type { Knex } from 'knex';
 import { CloudEvent as CloudEventClass } from 'cloudevents';
-import { EventType, anomalyDetectedData, billGeneratedData, billsClosedData, budgetExceededData, type BudgetExceededData } from '../contract/events.js';
+import { EventType, anomalyDetectedData, billGeneratedData, billsClosedData, budgetExceededData } from '../contract/events.js';
 import { BillingError } from '../contract/problem.js';
 import type { Logger } from '../runtime/logger.js';
 
@@ -131,7 +133,10 @@ function audience(event: CloudEvent<unknown>): { tenants: string[]; partFor: (te
   }
   if (event.type === EventType.anomalyDetected) {
     const data = anomalyDetectedData.parse(event.data);
-    return { tenants: [data.tenant_id], partFor: () => data };
+    return {
+      tenants: [...new Set(data.anomalies.map((a) => a.tenant_id))],
+      partFor: (tenantId) => (tenantId === null ? data : { anomalies: data.anomalies.filter((a) => a.tenant_id === tenantId) }),
+    };
   }
   const data = budgetExceededData.parse(event.data);
   return {
@@ -140,25 +145,51 @@ function audience(event: CloudEvent<unknown>): { tenants: string[]; partFor: (te
   };
 }
 
+/** An outbox item of an event: its row id, the id of the event it goes out as, and that event's data. */
+interface OutboxItem {
+  rowId: string;
+  eventId: string;
+  data: unknown;
+}
+
+/** The events whose data lists outbox items, with the table of their rows and how to split them. */
+const outboxes = new Map<string, { table: string; items: (data: unknown) => OutboxItem[] }>([
+  [
+    EventType.budgetExceeded,
+    {
+      table: 'budget_alerts',
+      items: (data) => budgetExceededData.parse(data).alerts.map((a) => ({ rowId: a.alert_id, eventId: `budget-alert-${a.alert_id}`, data: { alerts: [a] } })),
+    },
+  ],
+  [
+    EventType.anomalyDetected,
+    {
+      table: 'anomalies',
+      items: (data) => anomalyDetectedData.parse(data).anomalies.map((a) => ({ rowId: a.anomaly_id, eventId: `anomaly-${a.anomaly_id}`, data: { anomalies: [a] } })),
+    },
+  ],
+]);
+
 export class Notifier {
   constructor(private readonly options: NotifierOptions) {}
 
   async notify(event: CloudEvent<unknown>): Promise<DeliveryOutcome[]> {
-    if (event.type !== EventType.budgetExceeded) return this.notifyOne(event);
-    // Budget alerts go out one by one under their own ids (the price stage repeats an alert until
-    // it is handled here), then are marked handled: the outbox of migration 0012.
-    let alerts: BudgetExceededData['alerts'];
+    const outbox = outboxes.get(event.type);
+    if (!outbox) return this.notifyOne(event);
+    // Outbox items go out one by one under their own ids (their stage repeats an item until it is
+    // handled here), then are marked handled.
+    let items: OutboxItem[];
     try {
-      alerts = budgetExceededData.parse(event.data).alerts;
+      items = outbox.items(event.data);
     } catch (err) {
       throw new BillingError('invalid_event', `${event.type} data is not valid: ${err instanceof Error ? err.message : String(err)}`);
     }
     const out: DeliveryOutcome[] = [];
-    for (const alert of alerts) {
-      out.push(...(await this.notifyOne(new CloudEventClass<unknown>({ type: event.type, source: event.source, id: `budget-alert-${alert.alert_id}`, data: { alerts: [alert] } }))));
+    for (const item of items) {
+      out.push(...(await this.notifyOne(new CloudEventClass<unknown>({ type: event.type, source: event.source, id: item.eventId, data: item.data }))));
     }
-    const ids = alerts.map((a) => a.alert_id).filter((id) => /^\d{1,18}$/.test(id));
-    if (ids.length > 0) await this.options.db('budget_alerts').whereIn('id', ids).whereNull('notified_at').update({ notified_at: this.options.db.fn.now() });
+    const ids = items.map((i) => i.rowId).filter((id) => /^\d{1,18}$/.test(id));
+    if (ids.length > 0) await this.options.db(outbox.table).whereIn('id', ids).whereNull('notified_at').update({ notified_at: this.options.db.fn.now() });
     return out;
   }
 

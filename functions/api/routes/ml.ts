@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { ApiError } from '../../../src/api/errors.js';
 import { route } from '../../../src/api/route.js';
 import { requiredTenant, visibleTenant } from '../../../src/api/tenancy.js';
-import { anomalyDetectedData } from '../../../src/contract/events.js';
+import { anomalyFinding } from '../../../src/contract/events.js';
 import { windowBoundsMs } from '../../../src/core/windows/index.js';
 import { AnomalyScanner } from '../../../src/stages/anomalies.js';
 import { forecastHorizons, forecastResponseSchema } from '../../../src/stages/forecast.js';
@@ -15,7 +15,7 @@ import { Advisor, type RecommendationReport } from '../../../src/stages/recommen
 import { decimalText, instant, tenantRef } from './common.js';
 import type { ApiDeps } from './index.js';
 
-const anomalySchema = anomalyDetectedData.required({ until: true, direction: true, cost_impact: true, currency: true, explanation: true });
+const anomalySchema = anomalyFinding.required({ until: true, direction: true, cost_impact: true, currency: true, explanation: true });
 const anomaliesSchema = z.object({
   tenant_id: z.uuid(),
   as_of: z.string().describe('the examined hours end here (the start of the current 1h window)'),
