@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the FaaS Billing image, pushes it, applies an overlay of deploy/ with that image, and waits
-# until PostgreSQL, Redis, the migration, the Broker and every Knative Service are ready; then
-# applies deploy/monitoring when the Prometheus Operator is installed. Safe to run again.
+# until PostgreSQL, Redis, the migration, the Broker, every Knative Service (the queue-proxy scraper
+# among them) and the billing agent DaemonSet are ready; then applies deploy/monitoring when the
+# Prometheus Operator is installed. Safe to run again.
 #
 #   scripts/deploy-all.sh [local|production]      (default: local)
 #   scripts/deploy-all.sh --print [local|production]   render only: no docker, no cluster
@@ -78,6 +79,7 @@ kubectl wait --for=condition=Complete job/faas-billing-migrate --namespace "${NA
 kubectl wait --for=condition=Ready broker/default --namespace "${NAMESPACE}" --timeout=300s
 kubectl wait --for=condition=Ready ksvc --all --namespace "${NAMESPACE}" --timeout=600s
 kubectl wait --for=condition=Ready trigger --all --namespace "${NAMESPACE}" --timeout=300s
+kubectl rollout status daemonset/billing-agent --namespace "${NAMESPACE}" --timeout=300s
 
 if kubectl get crd podmonitors.monitoring.coreos.com prometheusrules.monitoring.coreos.com >/dev/null 2>&1; then
   echo "== monitoring"

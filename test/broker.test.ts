@@ -11,9 +11,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import { functionNames } from '../functions/index.js';
+import { deployedFunctionNames } from '../functions/sources.js';
 import { EventType } from '../src/contract/events.js';
 import { backoffMs, pingEventType, pingSourceUri, startLocalBroker, triggerMatches, type LocalBroker } from '../src/local/broker.js';
-import { loadEventing, parseIsoDuration, type Eventing } from '../src/local/manifests.js';
+import { loadEventing, parseIsoDuration, servableEventing, type Eventing } from '../src/local/manifests.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const silent = pino({ level: 'silent' });
@@ -148,6 +150,22 @@ describe('local broker', () => {
       assert.ok(tick, 'the save-flush-tick PingSource exists');
       assert.deepEqual(subscribersOf(pingEventType, pingSourceUri(tick.namespace, tick.metadata.name)), ['save']);
       assert.deepEqual(subscribersOf(pingEventType, '/some/other/pingsource'), []);
+    });
+
+    it('locally, leaves out the Triggers and PingSources of functions that need a cluster (the scraper), and nothing else', async () => {
+      const eventing = await loadEventing(path.join(root, 'eventing'));
+      const local = servableEventing(eventing, new Set(functionNames));
+      assert.deepEqual(local.skipped, ['Trigger scrape-tick (to scrape)', 'PingSource scrape-tick']);
+      assert.ok(local.eventing.triggers.every((t) => t.spec.subscriber.ref && functionNames.includes(t.spec.subscriber.ref.name)));
+      assert.equal(local.eventing.triggers.length, eventing.triggers.length - 1);
+      assert.deepEqual(
+        local.eventing.pingSources.map((p) => p.metadata.name),
+        eventing.pingSources.map((p) => p.metadata.name).filter((name) => name !== 'scrape-tick'),
+      );
+      // with every deployed function running, everything is served
+      const everything = servableEventing(eventing, new Set(deployedFunctionNames));
+      assert.deepEqual(everything.skipped, []);
+      assert.deepEqual(everything.eventing, eventing);
     });
 
     it('names the file, document and field of an invalid manifest', async () => {

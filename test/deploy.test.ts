@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { z } from 'zod';
-import { functionNames } from '../functions/index.js';
+import { deployedFunctionNames } from '../functions/sources.js';
 import { configSchema } from '../src/runtime/config.js';
 import { freshDatabase, type TestDatabase } from './support/db.js';
 import { findOnPath, isRecord, k8sObject, knativeCrdDir, loadCrdValidator, modelKinds, validateModel, type K8sObject } from './support/k8s.js';
@@ -26,7 +26,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const kubectl = findOnPath('kubectl');
 const shellcheck = findOnPath('shellcheck');
 const overlays = ['local', 'production'] as const;
-const servedByUs = [...functionNames, 'api'].sort();
+const servedByUs = [...deployedFunctionNames, 'api'].sort();
 
 function parseDocs(text: string, from: string): K8sObject[] {
   return parseAllDocuments(text).flatMap((document, index) => {
@@ -204,6 +204,14 @@ describe('packaging and deployment (deploy/, scripts/, docker-compose.yml)', fun
       assert.ok(backup && isRecord(backup.spec));
       delete backup.spec.jobTemplate;
       assert.match(validateModel(backup).join('\n'), /jobTemplate/);
+      const agent = structuredClone(find(local, 'DaemonSet', 'billing-agent'));
+      assert.ok(agent && isRecord(agent.spec));
+      delete agent.spec.selector;
+      assert.match(validateModel(agent).join('\n'), /selector/);
+      const roleBinding = structuredClone(find(local, 'ClusterRoleBinding', 'faas-billing-scrape'));
+      assert.ok(roleBinding);
+      delete roleBinding.roleRef;
+      assert.match(validateModel(roleBinding).join('\n'), /roleRef/);
       const monitor = structuredClone(find(renderedOf('deploy/monitoring'), 'PodMonitor', 'faas-billing'));
       assert.ok(monitor && isRecord(monitor.spec) && Array.isArray(monitor.spec.podMetricsEndpoints) && isRecord(monitor.spec.podMetricsEndpoints[0]));
       monitor.spec.podMetricsEndpoints[0].port = 8080;
@@ -246,7 +254,7 @@ describe('packaging and deployment (deploy/, scripts/, docker-compose.yml)', fun
           const pushed = 'localhost:5999/faas-billing:test-tag';
           const before = docs();
           assert.equal(printed.docs.length, before.length);
-          let ours = 0;
+          const ours = new Set<string>();
           printed.docs.forEach((doc, i) => {
             const original = before[i];
             assert.ok(original);
@@ -255,15 +263,15 @@ describe('packaging and deployment (deploy/, scripts/, docker-compose.yml)', fun
             assert.deepEqual(now.map((x) => x.at), was.map((x) => x.at));
             was.forEach(({ image }, j) => {
               const isOurs = /(^|\/)faas-billing(:[\w.-]+)?$/.test(image);
-              if (isOurs) ours++;
+              if (isOurs) ours.add(`${doc.kind}/${doc.metadata.name}`);
               assert.equal(now[j]?.image, isOurs ? pushed : image, `${doc.kind} ${doc.metadata.name}: ${image}`);
             });
             // Apart from images, the document is what the overlay rendered.
             const withoutImages = (value: unknown): string => JSON.stringify(value, (key, v: unknown) => (key === 'image' ? undefined : v));
             assert.equal(withoutImages(doc), withoutImages(original));
           });
-          // Every Knative Service and the migration Job run our image.
-          assert.equal(ours, servedByUs.length + 1);
+          // Every Knative Service, the migration Job and the billing agent's DaemonSet run our image.
+          assert.deepEqual([...ours].sort(), [...servedByUs.map((name) => `Service/${name}`), 'Job/faas-billing-migrate', 'DaemonSet/billing-agent'].sort());
         });
       });
     }

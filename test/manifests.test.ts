@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { CronExpressionParser } from 'cron-parser';
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
-import { functionNames } from '../functions/index.js';
+import { deployedFunctionNames } from '../functions/sources.js';
 import { EventType } from '../src/contract/events.js';
 import {
   billingNamespace,
@@ -29,6 +29,7 @@ import {
   routing,
   type FunctionRoute,
 } from '../src/contract/routing.js';
+import { scrapeConfigSchema } from '../src/metering/scrape-config.js';
 import { configSchema, loadConfig } from '../src/runtime/config.js';
 import { findOnPath, isRecord, k8sObject, knativeCrdDir, loadCrdValidator, objectMeta, readYaml, type Json, type K8sObject } from './support/k8s.js';
 
@@ -259,7 +260,7 @@ function triggerProblems(triggers: unknown[], functions: readonly string[]): str
     if (spec.broker !== brokerName) problems.push(`Trigger ${name}: broker ${spec.broker}, not ${brokerName}`);
     const ref = spec.subscriber.ref;
     if (ref.kind !== 'Service' || ref.apiVersion !== 'serving.knative.dev/v1') problems.push(`Trigger ${name}: subscriber is a ${ref.apiVersion}/${ref.kind}, not a Knative Service`);
-    if (!functions.includes(ref.name)) problems.push(`Trigger ${name}: subscriber ${ref.name} is not a function of functions/index.ts`);
+    if (!functions.includes(ref.name)) problems.push(`Trigger ${name}: subscriber ${ref.name} is not a function of functions/index.ts or functions/sources.ts`);
     if (typeof spec.filter.attributes.type !== 'string' || spec.filter.attributes.type === '') problems.push(`Trigger ${name}: no filter on type`);
     return problems;
   });
@@ -354,7 +355,7 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
   const configMaps = ofKind('ConfigMap').map((r) => view(configMapView, r));
   const secrets = ofKind('Secret').map((r) => view(secretView, r));
   const funcYamls = new Map(
-    functionNames.map((fn) => {
+    deployedFunctionNames.map((fn) => {
       const file = path.join(root, 'functions', fn, 'func.yaml');
       return [fn, existsSync(file) ? funcYamlSchema.safeParse(readYaml(file)[0]) : undefined] as const;
     }),
@@ -431,7 +432,7 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
       });
 
       it('every rendered document is a core kind or has a CRD', () => {
-        const core = new Set(['v1/Namespace', 'v1/ConfigMap', 'v1/Secret', 'v1/Service', 'v1/PersistentVolumeClaim', 'apps/v1/StatefulSet', 'batch/v1/Job', 'batch/v1/CronJob', 'v1/ServiceAccount', 'rbac.authorization.k8s.io/v1/Role', 'rbac.authorization.k8s.io/v1/RoleBinding']);
+        const core = new Set(['v1/Namespace', 'v1/ConfigMap', 'v1/Secret', 'v1/Service', 'v1/PersistentVolumeClaim', 'apps/v1/StatefulSet', 'batch/v1/Job', 'batch/v1/CronJob', 'v1/ServiceAccount', 'apps/v1/DaemonSet', 'rbac.authorization.k8s.io/v1/Role', 'rbac.authorization.k8s.io/v1/RoleBinding', 'rbac.authorization.k8s.io/v1/ClusterRole', 'rbac.authorization.k8s.io/v1/ClusterRoleBinding']);
         for (const { doc, from } of base) {
           assert.ok(core.has(`${doc.apiVersion}/${doc.kind}`) || crds.kinds.has(`${doc.apiVersion}/${doc.kind}`), `${from}: ${doc.apiVersion}/${doc.kind} is neither`);
         }
@@ -492,22 +493,22 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
   }
 
   describe('routing (src/contract/routing.ts) against eventing/', () => {
-    it('routing.ts declares exactly the functions of functions/index.ts', () => {
-      assert.deepEqual(Object.keys(routing).sort(), [...functionNames].sort());
+    it('routing.ts declares exactly the deployed functions (functions/index.ts and functions/sources.ts)', () => {
+      assert.deepEqual(Object.keys(routing).sort(), [...deployedFunctionNames].sort());
     });
 
     it('every Trigger is on the Broker "default", to a function, with a filter on type', () => {
       assert.ok(eventing.triggers.length > 0);
-      assert.deepEqual(triggerProblems(eventing.triggers, functionNames), []);
+      assert.deepEqual(triggerProblems(eventing.triggers, deployedFunctionNames), []);
       // and the check does catch faults
       const [first] = eventing.triggers;
       assert.ok(first);
       const noSubscriber = { ...first, spec: { ...first.spec, subscriber: undefined } };
       const elsewhere = { ...first, spec: { ...first.spec, broker: 'other', subscriber: { ref: { ...first.spec.subscriber.ref, name: 'nobody' } } } };
       const noType = { ...first, spec: { ...first.spec, filter: { attributes: { source: '/x' } } } };
-      assert.match(triggerProblems([noSubscriber], functionNames).join('\n'), /spec\.subscriber/);
-      assert.match(triggerProblems([elsewhere], functionNames).join('\n'), /broker other.*\n.*nobody is not a function/);
-      assert.match(triggerProblems([noType], functionNames).join('\n'), /no filter on type/);
+      assert.match(triggerProblems([noSubscriber], deployedFunctionNames).join('\n'), /spec\.subscriber/);
+      assert.match(triggerProblems([elsewhere], deployedFunctionNames).join('\n'), /broker other.*\n.*nobody is not a function/);
+      assert.match(triggerProblems([noType], deployedFunctionNames).join('\n'), /no filter on type/);
     });
 
     it('the Broker retries with exponential backoff and dead-letters to the deadletter function', () => {
@@ -520,7 +521,7 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
       const sink = broker.spec.delivery.deadLetterSink.ref;
       assert.equal(sink.kind, 'Service');
       assert.equal(sink.apiVersion, 'serving.knative.dev/v1');
-      assert.ok(functionNames.includes(sink.name), `dead-letter sink ${sink.name} is not a function`);
+      assert.ok(deployedFunctionNames.includes(sink.name), `dead-letter sink ${sink.name} is not a function`);
       assert.ok(services.has(sink.name), `dead-letter sink ${sink.name} has no Knative Service in deploy/base`);
       const route: FunctionRoute | undefined = (routing as Routes)[sink.name];
       assert.ok(route?.consumes.some((c) => c.via === 'deadLetterSink' && c.broker === brokerName), `routing.ts does not say ${sink.name} takes the dead letters`);
@@ -574,7 +575,7 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
 
     it('planned consumers are still to come: no Trigger routes their types yet, no such function exists', () => {
       for (const [type, consumer] of Object.entries<string>(plannedConsumers)) {
-        assert.ok(!functionNames.includes(consumer), `${consumer} exists now: move ${type} from plannedConsumers to routing`);
+        assert.ok(!deployedFunctionNames.includes(consumer), `${consumer} exists now: move ${type} from plannedConsumers to routing`);
         assert.ok(!eventing.triggers.some((t) => t.spec.filter.attributes.type === type), `${type} has a Trigger now: drop it from plannedConsumers`);
       }
     });
@@ -591,7 +592,7 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
 
   describe('functions: func.yaml and Knative Services', () => {
     it('every function has a valid func.yaml named after it', () => {
-      for (const fn of functionNames) {
+      for (const fn of deployedFunctionNames) {
         const spec = funcYaml(fn);
         assert.equal(spec.name, fn);
         assert.equal(spec.deploy.namespace, billingNamespace);
@@ -602,7 +603,7 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
     });
 
     it('func.yaml subscriptions are the Triggers of that function', () => {
-      for (const fn of functionNames) {
+      for (const fn of deployedFunctionNames) {
         assert.deepEqual(subscriptionProblems(fn, funcYaml(fn), eventing.triggers), []);
       }
       const save = funcYaml('save');
@@ -611,7 +612,7 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
     });
 
     it('every function has exactly one Knative Service in deploy/base, and besides them only the API is one', () => {
-      assert.deepEqual([...services.keys()].sort(), [...functionNames, 'api'].sort());
+      assert.deepEqual([...services.keys()].sort(), [...deployedFunctionNames, 'api'].sort());
     });
 
     it('each Service: scale to zero, the placeholder image, FUNCTION, config and secret, probes, limits, non-root', () => {
@@ -664,7 +665,7 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
     });
 
     it("func.yaml secret and configMap references name what deploy/base defines", () => {
-      for (const fn of functionNames) {
+      for (const fn of deployedFunctionNames) {
         for (const { name, value } of funcYaml(fn).run.envs) {
           const secret = /^\{\{\s*secret:([^:\s]+)(?::([^\s}]+))?\s*\}\}$/.exec(value);
           const configMap = /^\{\{\s*configMap:([^:\s]+)(?::([^\s}]+))?\s*\}\}$/.exec(value);
@@ -682,39 +683,125 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
     });
   });
 
+  describe('metering sources: the scraper and the billing agent', () => {
+    const rbacRef = z.looseObject({ kind: z.string(), name: z.string(), namespace: z.string().optional() });
+    const binding = z.looseObject({ metadata: objectMeta, roleRef: z.looseObject({ kind: z.string(), name: z.string() }), subjects: z.array(rbacRef) });
+    const role = z.looseObject({ metadata: objectMeta, rules: z.array(z.strictObject({ apiGroups: z.array(z.string()), resources: z.array(z.string()), verbs: z.array(z.string()) })) });
+    const podSpec = z.looseObject({ serviceAccountName: z.string() });
+    const bindings = ofKind('ClusterRoleBinding').map((r) => view(binding, r));
+    const clusterRoles = ofKind('ClusterRole').map((r) => view(role, r));
+    const accounts = ofKind('ServiceAccount').map((r) => r.doc.metadata);
+    /** What the ClusterRoles bound to a ServiceAccount grant, as "group/resource": sorted verbs. */
+    const grantsOf = (account: string): Record<string, string> => {
+      const grants: Record<string, string> = {};
+      for (const b of bindings.filter((x) => x.subjects.some((s) => s.kind === 'ServiceAccount' && s.name === account && s.namespace === billingNamespace))) {
+        const bound = clusterRoles.find((r) => b.roleRef.kind === 'ClusterRole' && r.metadata.name === b.roleRef.name);
+        for (const rule of bound?.rules ?? []) for (const g of rule.apiGroups) for (const res of rule.resources) grants[`${g}/${res}`] = [...rule.verbs].sort().join(',');
+      }
+      return grants;
+    };
+    const serviceAccountOf = (kind: string, name: string): string => {
+      const found = base.find((r) => r.doc.kind === kind && r.doc.metadata.name === name);
+      assert.ok(found, `${kind} ${name} is in deploy/base`);
+      const spec = z.looseObject({ spec: z.looseObject({ template: z.looseObject({ spec: podSpec }) }) }).parse(found.doc);
+      return spec.spec.template.spec.serviceAccountName;
+    };
+
+    it('every ClusterRoleBinding binds a ClusterRole and ServiceAccounts that deploy/base defines', () => {
+      assert.ok(bindings.length > 0);
+      for (const b of bindings) {
+        assert.ok(clusterRoles.some((r) => b.roleRef.kind === 'ClusterRole' && r.metadata.name === b.roleRef.name), `${b.metadata.name}: no ClusterRole ${b.roleRef.name}`);
+        for (const s of b.subjects) assert.ok(s.kind === 'ServiceAccount' && accounts.some((a) => a.name === s.name && a.namespace === s.namespace), `${b.metadata.name}: no ServiceAccount ${s.namespace ?? ''}/${s.name}`);
+      }
+    });
+
+    it('the scrape Service and the billing agent read pods and Revisions, read-only, through one shared ClusterRole', () => {
+      const readOnly = { '/pods': 'get,list,watch', 'serving.knative.dev/revisions': 'get,list,watch' };
+      const scrape = serviceAccountOf('Service', 'scrape');
+      const agent = serviceAccountOf('DaemonSet', 'billing-agent');
+      assert.notEqual(scrape, agent, 'each has its own identity');
+      assert.deepEqual(grantsOf(scrape), readOnly);
+      assert.deepEqual(grantsOf(agent), readOnly);
+      assert.equal(clusterRoles.length, 1, 'the role is shared, not duplicated');
+      // and an account bound to nothing is granted nothing
+      assert.deepEqual(grantsOf('faas-billing-api'), {});
+    });
+
+    it('a SinkBinding gives the scrape Service K_SINK, the Broker', () => {
+      const sinkBinding = z.looseObject({
+        spec: z.looseObject({ subject: z.looseObject({ apiVersion: z.string(), kind: z.string(), name: z.string().optional() }), sink: z.looseObject({ ref: reference }) }),
+      });
+      const toScrape = ofKind('SinkBinding')
+        .map((r) => view(sinkBinding, r))
+        .filter((b) => b.spec.subject.apiVersion === 'serving.knative.dev/v1' && b.spec.subject.kind === 'Service' && b.spec.subject.name === 'scrape');
+      assert.equal(toScrape.length, 1);
+      assert.deepEqual(toScrape[0]?.spec.sink.ref, { apiVersion: 'eventing.knative.dev/v1', kind: 'Broker', name: brokerName });
+    });
+  });
+
   describe('configuration', () => {
-    const declared = new Set<string>(Object.keys(configSchema.shape));
+    /**
+     * Config schemas of single functions, validated by that function at start: their variables
+     * belong to it alone (set on another function they are read by nothing), and what its manifests
+     * set must pass its schema.
+     */
+    const ownSchemas: Readonly<Record<string, z.ZodObject>> = { scrape: scrapeConfigSchema };
+    const shared = new Set<string>(Object.keys(configSchema.shape));
+    const ownOnly = new Set(Object.values(ownSchemas).flatMap((schema) => Object.keys(schema.shape).filter((name) => !shared.has(name))));
+    const declared = new Set<string>(shared);
     for (const line of readFileSync(path.join(root, '.env.example'), 'utf8').split('\n')) {
       const match = /^#?\s*([A-Z][A-Z0-9_]*)=/.exec(line);
-      if (match?.[1]) declared.add(match[1]);
+      if (match?.[1] && !ownOnly.has(match[1])) declared.add(match[1]);
     }
     // The entry point of a function's image reads FUNCTION (which function to serve).
     for (const match of readFileSync(path.join(root, 'src/runtime/run-function.ts'), 'utf8').matchAll(/process\.env\.([A-Z][A-Z0-9_]*)/g)) {
       if (match[1]) declared.add(match[1]);
     }
-    const used = (): Map<string, string> => {
-      const names = new Map<string, string>();
-      for (const fn of functionNames) {
-        for (const { name } of funcYaml(fn).run.envs) if (name) names.set(name, `functions/${fn}/func.yaml`);
+    interface Use {
+      name: string;
+      where: string;
+      /** The function whose environment it is; undefined for the shared ConfigMap and Secret. */
+      fn?: string;
+    }
+    const used = (): Use[] => {
+      const uses: Use[] = [];
+      for (const fn of deployedFunctionNames) {
+        for (const { name } of funcYaml(fn).run.envs) if (name) uses.push({ name, where: `functions/${fn}/func.yaml`, fn });
       }
       for (const [fn, service] of services) {
-        for (const { name } of service.spec.template.spec.containers[0]?.env ?? []) names.set(name, `deploy/base Service ${fn}`);
+        for (const { name } of service.spec.template.spec.containers[0]?.env ?? []) uses.push({ name, where: `deploy/base Service ${fn}`, fn });
       }
-      for (const c of configMaps) for (const name of Object.keys(c.data)) names.set(name, `ConfigMap ${c.metadata.name}`);
+      for (const c of configMaps) for (const name of Object.keys(c.data)) uses.push({ name, where: `ConfigMap ${c.metadata.name}` });
       // Secrets our containers read (faas-billing-postgres is the PostgreSQL image's own).
       const read = new Set([...services.values()].flatMap((svc) => svc.spec.template.spec.containers.flatMap((c) => c.envFrom.flatMap((e) => (e.secretRef ? [e.secretRef.name] : [])))));
-      for (const s of secrets.filter((x) => read.has(x.metadata.name))) for (const name of Object.keys(s.stringData)) names.set(name, `Secret ${s.metadata.name}`);
-      return names;
+      for (const s of secrets.filter((x) => read.has(x.metadata.name))) for (const name of Object.keys(s.stringData)) uses.push({ name, where: `Secret ${s.metadata.name}` });
+      return uses;
+    };
+    /** Names set where nothing reads them: not shared configuration, nor the own schema of the function they are set on. */
+    const unread = (uses: Use[]): string[] =>
+      uses.filter(({ name, fn }) => !declared.has(name) && !(fn !== undefined && Object.hasOwn(ownSchemas[fn]?.shape ?? {}, name))).map(({ name, where }) => `${where} sets ${name}, which nothing reads`);
+    /** A function's environment in the cluster: the ConfigMap, the example Secret, then its Service's own values. */
+    const serviceEnv = (fn: string): NodeJS.ProcessEnv => {
+      const env: NodeJS.ProcessEnv = {};
+      for (const c of configMaps) Object.assign(env, c.data);
+      for (const s of secrets) Object.assign(env, s.stringData);
+      for (const { name, value } of services.get(fn)?.spec.template.spec.containers[0]?.env ?? []) if (value !== undefined) env[name] = value;
+      return env;
     };
 
-    it('every env var the manifests set is in src/runtime/config.ts, .env.example or the entry point', () => {
-      const names = used();
-      assert.ok(names.has('DATABASE_URL') && names.has('REDIS_URL') && names.has('FUNCTION'));
-      for (const [name, where] of names) assert.ok(declared.has(name), `${where} sets ${name}, which nothing reads`);
+    it('every env var the manifests set is in src/runtime/config.ts, .env.example, the entry point or the own schema of its function', () => {
+      const uses = used();
+      const names = new Set(uses.map((u) => u.name));
+      assert.ok(names.has('DATABASE_URL') && names.has('REDIS_URL') && names.has('FUNCTION') && names.has('SCRAPE_MODE'));
+      assert.deepEqual(unread(uses), []);
+      // and a function's own variable is accepted on that function only
+      assert.deepEqual(unread([{ name: 'SCRAPE_MODE', where: 'deploy/base Service collect', fn: 'collect' }]), ['deploy/base Service collect sets SCRAPE_MODE, which nothing reads']);
+      assert.deepEqual(unread([{ name: 'SCRAPE_MODE', where: 'ConfigMap faas-billing-config' }]), ['ConfigMap faas-billing-config sets SCRAPE_MODE, which nothing reads']);
+      assert.deepEqual(unread([{ name: 'SCRAPE_MODEL', where: 'deploy/base Service scrape', fn: 'scrape' }]), ['deploy/base Service scrape sets SCRAPE_MODEL, which nothing reads']);
     });
 
     it('no manifest sets a variable Knative reserves', () => {
-      for (const [name, where] of used()) {
+      for (const { name, where } of used()) {
         assert.ok(!['PORT', 'K_SERVICE', 'K_CONFIGURATION', 'K_REVISION'].includes(name), `${where} sets ${name}, which Knative sets itself`);
       }
     });
@@ -727,6 +814,20 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
       assert.ok(config.DATABASE_URL?.startsWith('postgres://'));
       assert.ok(config.REDIS_URL?.startsWith('redis://'));
       assert.throws(() => loadConfig({ ...env, DATABASE_POOL_MAX: 'four' }), /DATABASE_POOL_MAX/);
+    });
+
+    it('a function with its own config schema: its Service and func.yaml environment pass that schema', () => {
+      for (const [fn, schema] of Object.entries(ownSchemas)) {
+        assert.ok(services.has(fn), `${fn} has a Knative Service`);
+        const env = serviceEnv(fn);
+        const parsed = schema.safeParse(env);
+        assert.ok(parsed.success, `deploy/base Service ${fn}: ${parsed.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+        const fromFuncYaml: NodeJS.ProcessEnv = { ...env };
+        for (const { name, value } of funcYaml(fn).run.envs) if (name && !value.startsWith('{{')) fromFuncYaml[name] = value;
+        assert.ok(schema.safeParse(fromFuncYaml).success, `functions/${fn}/func.yaml sets values its schema refuses`);
+      }
+      // and a value the schema refuses is caught
+      assert.match(JSON.stringify(scrapeConfigSchema.safeParse({ ...serviceEnv('scrape'), SCRAPE_MODE: 'both' }).error?.issues), /SCRAPE_MODE/);
     });
   });
 });

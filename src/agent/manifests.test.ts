@@ -1,7 +1,8 @@
 /**
  * deploy/agent against the code: the DaemonSet's environment is a valid agent configuration, it
- * runs as the ServiceAccount the ClusterRole is bound to, and that role grants (read-only) exactly
- * what the agent and the scraper read through the Kubernetes API.
+ * runs as the ServiceAccount bound to the shared ClusterRole (deploy/base/metering-reader.yaml),
+ * and that role grants (read-only) exactly what the agent and the scraper read through the
+ * Kubernetes API.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -10,17 +11,17 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { agentConfigSchema } from './config.js';
 
-const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../deploy/agent');
+const deployDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../deploy');
 
 interface Doc {
   kind: string;
   metadata: { name: string };
   [key: string]: unknown;
 }
-const read = (file: string): Doc[] => parseAllDocuments(readFileSync(path.join(dir, file), 'utf8')).map((d) => d.toJS() as Doc);
+const read = (file: string): Doc[] => parseAllDocuments(readFileSync(path.join(deployDir, file), 'utf8')).map((d) => d.toJS() as Doc);
 
 describe('deploy/agent manifests', () => {
-  const [daemonSet] = read('daemonset.yaml') as unknown as [
+  const [daemonSet] = read('agent/daemonset.yaml') as unknown as [
     {
       spec: {
         template: {
@@ -32,7 +33,7 @@ describe('deploy/agent manifests', () => {
       };
     },
   ];
-  const rbac = read('rbac.yaml');
+  const rbac = [...read('agent/rbac.yaml'), ...read('base/metering-reader.yaml')];
 
   it('sets a valid agent configuration, the node from the downward API and the cgroup root it mounts read-only', () => {
     const container = daemonSet.spec.template.spec.containers[0]!;

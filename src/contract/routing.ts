@@ -31,7 +31,10 @@ export interface FunctionRoute {
   readonly emits: readonly EventTypeName[];
 }
 
-/** One entry per function of functions/index.ts. */
+/**
+ * One entry per function deploy/base runs as a Knative Service: the stages of functions/index.ts
+ * and the metering sources of functions/sources.ts (deployedFunctionNames).
+ */
 export const routing = {
   collect: {
     consumes: [{ via: 'trigger', type: EventType.usage }],
@@ -82,6 +85,12 @@ export const routing = {
   },
   retention: {
     consumes: [{ via: 'trigger', type: pingEventType, pingSource: 'retention-daily' }],
+    emits: [],
+  },
+  // The usage events it measures go to K_SINK (the Broker) as requests of its own; its reply to
+  // the tick is a plain JSON summary, which the Broker does not route.
+  scrape: {
+    consumes: [{ via: 'trigger', type: pingEventType, pingSource: 'scrape-tick' }],
     emits: [],
   },
 } as const satisfies Record<string, FunctionRoute>;

@@ -7,6 +7,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
+import { pingSourceSource } from '../contract/routing.js';
 
 /** ISO 8601 duration (`PT0.5S`, `PT1M`, `P1DT2H`) in milliseconds. */
 export function parseIsoDuration(text: string): number {
@@ -164,4 +165,29 @@ export async function loadEventing(dir: string): Promise<Eventing> {
     }
   }
   return eventing;
+}
+
+/**
+ * The part of `eventing` a local run can serve: Triggers whose subscriber is a Knative Service not
+ * running here (a metering source that reads a cluster, such as scrape) are left out, and so are
+ * the PingSources whose ticks only those Triggers took. `skipped` names what was left out.
+ */
+export function servableEventing(eventing: Eventing, running: ReadonlySet<string>): { eventing: Eventing; skipped: string[] } {
+  const remote = (trigger: TriggerManifest): boolean => {
+    const ref = trigger.spec.subscriber.ref;
+    return !trigger.spec.subscriber.uri && ref?.kind === 'Service' && !running.has(ref.name);
+  };
+  const triggers = eventing.triggers.filter((t) => !remote(t));
+  const dropped = eventing.triggers.filter(remote);
+  const sourceOf = (p: PingSourceManifest): string => pingSourceSource(p.namespace, p.metadata.name);
+  const onlyForDropped = (p: PingSourceManifest): boolean =>
+    dropped.some((t) => t.spec.filter?.attributes?.source === sourceOf(p)) && !triggers.some((t) => t.spec.filter?.attributes?.source === sourceOf(p));
+  const pingSources = eventing.pingSources.filter((p) => !onlyForDropped(p));
+  return {
+    eventing: { ...eventing, triggers, pingSources },
+    skipped: [
+      ...dropped.map((t) => `Trigger ${t.metadata.name} (to ${t.spec.subscriber.ref?.name ?? '?'})`),
+      ...eventing.pingSources.filter(onlyForDropped).map((p) => `PingSource ${p.metadata.name}`),
+    ],
+  };
 }

@@ -1,7 +1,8 @@
 /**
  * The whole system on one machine (DESIGN §6): the embedded PostgreSQL unless DATABASE_URL is
  * set, migrations and demo tenants, every function of functions/index.ts in its own child process
- * under faas-js-runtime, and the local broker routing by eventing/. `npm start` and `npm run demo`
+ * under faas-js-runtime, and the local broker routing by eventing/ (less the Triggers and
+ * PingSources of the metering sources, which need a cluster). `npm start` and `npm run demo`
  * both run it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -18,7 +19,7 @@ import { loadConfig } from '../runtime/config.js';
 import type { Logger } from '../runtime/logger.js';
 import { startLocalBroker, type LocalBroker } from './broker.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.js';
-import { loadEventing } from './manifests.js';
+import { loadEventing, servableEventing } from './manifests.js';
 import { localConfigSchema } from './config.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -159,7 +160,9 @@ export async function startLocalSystem(logger: Logger, env: NodeJS.ProcessEnv = 
       children.push(child);
     }
 
-    const eventing = await loadEventing(local.EVENTING_DIR);
+    // The metering sources (functions/sources.ts) read a cluster and do not run locally.
+    const { eventing, skipped } = servableEventing(await loadEventing(local.EVENTING_DIR), new Set(functionNames));
+    if (skipped.length > 0) logger.info({ skipped }, 'not served locally (they need a Knative cluster)');
     let brokerUrl = '';
     broker = await startLocalBroker({
       eventing,
