@@ -58,6 +58,7 @@ interface Summary {
   pods_failed: number;
   counter_resets: number;
   series_vanished: number;
+  unlabelled_revisions: number;
 }
 
 /** The usage reports of `events`, keyed "revision ok|error", without their volatile parts. */
@@ -80,7 +81,7 @@ describe('queue-proxy scraper (functions/scrape)', function () {
   const base = Math.floor(Date.now() / minute) * minute - 10 * minute;
   const tickAt = (n: number) => new Date(base + n * minute + 1500);
 
-  const start = async (mode: 'pods' | 'prometheus') => {
+  const start = async (mode: 'pods' | 'prometheus', defaultTenant: string | null = 'demo') => {
     if (!redisUrl && process.env.CI) throw new Error('REDIS_URL is required in CI');
     const env: Record<string, string | undefined> = {
       REDIS_URL: redisUrl,
@@ -91,6 +92,7 @@ describe('queue-proxy scraper (functions/scrape)', function () {
       K_SINK: sink.url,
       SCRAPE_SINK_MODE: 'batch',
       SCRAPE_STATE_KEY: `test:scrape:${randomUUID()}`,
+      ...(defaultTenant ? { SCRAPE_DEFAULT_TENANT: defaultTenant } : {}),
     };
     scrape = await startFunction('scrape', createScrape(env), env);
   };
@@ -170,6 +172,21 @@ describe('queue-proxy scraper (functions/scrape)', function () {
     const registry = scrape.module.instance()!.metrics.registry;
     assert.equal(await metricValue(registry, 'faasbilling_scrape_series_vanished_total'), 1);
     assert.equal(await metricValue(registry, 'faasbilling_scrape_counter_resets_total'), 1);
+  });
+
+  it('without SCRAPE_DEFAULT_TENANT, meters only revisions labelled with a tenant and counts the others', async () => {
+    const pod = (name: string, revision: string, service: string) => revisionPod({ namespace: 'shop', name, uid: randomUUID(), revision, service, ip: '10.1.0.1' });
+    cluster.pods = [pod('waiter-a', 'waiter-00001', 'waiter'), pod('hello-c', 'hello-00001', 'hello')];
+    const metrics = cluster.podMetrics;
+    metrics.set('shop/waiter-a', otelExposition('waiter-a', 'waiter-00001', 'waiter', { '200': { count: 1, sumSeconds: 0.05 } }));
+    metrics.set('shop/hello-c', openCensusExposition('hello-c', 'hello-00001', 'hello', { '200': { count: 1, sumMs: 100 } }));
+    await start('pods', null);
+    await tick(0);
+    metrics.set('shop/waiter-a', otelExposition('waiter-a', 'waiter-00001', 'waiter', { '200': { count: 4, sumSeconds: 0.2 } }));
+    metrics.set('shop/hello-c', openCensusExposition('hello-c', 'hello-00001', 'hello', { '200': { count: 6, sumMs: 600 } }));
+    const summary = await tick(1);
+    assert.equal(summary.unlabelled_revisions, 1);
+    assert.deepEqual(byRevision(sink.events), { 'waiter-00001 ok': { tenant: 'acme', service: 'waiter', invocations: 3, duration_ms: 150, memory_mb: 256 } });
   });
 
   it('asks Prometheus for each revision’s increase over the interval, in both naming schemes', async () => {

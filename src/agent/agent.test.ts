@@ -83,6 +83,7 @@ describe('billing agent', function () {
       KUBERNETES_API_URL: cluster.url,
       K_SINK: sink.url,
       AGENT_SINK_MODE: 'batch',
+      AGENT_DEFAULT_TENANT: 'demo',
     });
     agent = new BillingAgent({ config, cluster: connectKubernetes(config.KUBERNETES_API_URL), registry, startedAt: agentStart });
   });

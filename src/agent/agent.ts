@@ -122,6 +122,8 @@ export class BillingAgent {
     tracked.cpuUsageUsec = stats.cpuUsageUsec;
     const served = deltas.reduce((n, d) => n + d.count, 0);
     if (served < 1) return;
+    // Nobody to bill (no tenant label, no AGENT_DEFAULT_TENANT): not metered. Counters still advance.
+    if ((pod.tenant ?? this.deps.config.AGENT_DEFAULT_TENANT) === undefined) return;
     const coldStart = !tracked.coldStartReported;
     tracked.coldStartReported = true;
     if (coldStart) this.metrics.coldStarts.inc();
@@ -146,7 +148,7 @@ export class BillingAgent {
       const coldStart = s.coldStart && i === 0;
       if (coldStart && pod.startTime) labels.cold_start_ms = String(Math.max(0, s.at.getTime() - pod.startTime.getTime()));
       const data: UsageData = {
-        tenant_id: pod.tenant ?? config.AGENT_DEFAULT_TENANT,
+        tenant_id: pod.tenant ?? config.AGENT_DEFAULT_TENANT ?? '',
         service: pod.service,
         revision: pod.revision,
         invocations: o.count,

@@ -15,8 +15,8 @@ export const agentConfigSchema = z.object({
   AGENT_INTERVAL_SECONDS: int(30),
   /** Metrics URL of a revision pod's queue-proxy; {ip}, {name} and {namespace} are filled in. */
   AGENT_POD_METRICS_URL: z.string().min(1).default('http://{ip}:9091/metrics'),
-  /** Tenant of pods without a faasbilling.dev/tenant label. */
-  AGENT_DEFAULT_TENANT: z.string().min(1).default('demo'),
+  /** Tenant billed for pods without a faasbilling.dev/tenant label; unset: such pods are not metered. */
+  AGENT_DEFAULT_TENANT: z.string().min(1).optional(),
   /** Port of the agent's /metrics and health endpoints. */
   PORT: int(9095),
   /** Kubernetes API URL without credentials (e.g. kubectl proxy); unset: in-cluster service account or kubeconfig. */

@@ -39,7 +39,8 @@ export function counterDeltas(previous: readonly RequestCounter[] | undefined, c
 
 /** What billing needs to know about a revision: who pays, its service, its configured memory. */
 export interface RevisionMeta {
-  tenant: string;
+  /** Undefined: nobody is billed for the revision (no tenant label, no default): it is skipped. */
+  tenant: string | undefined;
   service: string;
   /** The revision's memory limit (allocated-memory billing), in MB. */
   memoryMb: number;
@@ -73,6 +74,7 @@ export function revisionUsage(deltas: readonly RequestCounter[], meta: (namespac
     const invocations = Math.round(g.count);
     if (invocations < 1) continue;
     const info = meta(g.namespace, g.revision, g.service);
+    if (info.tenant === undefined) continue;
     const id = createHash('sha256').update([source, g.namespace, g.revision, g.error ? 'error' : 'ok', interval.end.toISOString()].join('\u0000')).digest('hex').slice(0, 40);
     reports.push({
       id,

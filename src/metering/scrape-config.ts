@@ -15,8 +15,11 @@ export const scrapeConfigSchema = z.object({
   SCRAPE_POD_METRICS_URL: z.string().min(1).default('http://{ip}:9091/metrics'),
   /** Length of one scrape interval, in seconds: the PingSource's period. Usage is reported per interval. */
   SCRAPE_INTERVAL_SECONDS: int(60),
-  /** Tenant of revisions without a faasbilling.dev/tenant label. */
-  SCRAPE_DEFAULT_TENANT: z.string().min(1).default('demo'),
+  /**
+   * Tenant billed for revisions without a faasbilling.dev/tenant label. Unset (the default): such
+   * revisions — FaaS Billing's own functions among them — are not metered, only counted.
+   */
+  SCRAPE_DEFAULT_TENANT: z.string().min(1).optional(),
   /** Memory billed for revisions without a memory limit, in MB. */
   SCRAPE_DEFAULT_MEMORY_MB: int(512),
   /** Kubernetes API URL without credentials (e.g. kubectl proxy); unset: in-cluster service account or kubeconfig. */

@@ -28,6 +28,8 @@ export interface ScrapeSummary {
   pods_failed: number;
   counter_resets: number;
   series_vanished: number;
+  /** Revisions that served requests without a tenant label (and no SCRAPE_DEFAULT_TENANT): not metered. */
+  unlabelled_revisions: number;
 }
 
 /** The event source of the scraper's usage events. */
@@ -66,7 +68,13 @@ export class Scraper {
     const sink = config.K_SINK;
     if (!sink) throw new BillingError('internal', 'K_SINK is not set: bind the scraper to the Broker with a SinkBinding (or set K_SINK)');
     const interval = this.intervalAt(at);
-    const meta = await this.revisionMeta();
+    const known = await this.revisionMeta();
+    const unlabelled = new Set<string>();
+    const meta = (namespace: string, revision: string, service: string | undefined): RevisionMeta => {
+      const m = known(namespace, revision, service);
+      if (m.tenant === undefined) unlabelled.add(`${namespace}/${revision}`);
+      return m;
+    };
     const result =
       config.SCRAPE_MODE === 'prometheus'
         ? await this.fromPrometheus(interval, meta)
@@ -83,6 +91,7 @@ export class Scraper {
       pods_failed: result.podsFailed,
       counter_resets: result.resets,
       series_vanished: result.vanished,
+      unlabelled_revisions: unlabelled.size,
     };
   }
 
