@@ -19,13 +19,12 @@
  *
  * `npx tsx bench/aggregate.ts`, or `run(log)` from the bench runner.
  */
-import { pathToFileURL } from 'node:url';
 import type { Knex } from 'knex';
 import { loadConfig } from '../src/runtime/config.js';
 import { createLogger } from '../src/runtime/logger.js';
 import { Aggregator, type AggregateResult } from '../src/stages/aggregate.js';
 import { freshDatabase } from '../test/support/db.js';
-import { check, seconds, timed } from './support/report.js';
+import { check, runAsScript, seconds, timed } from './support/report.js';
 import { envInt } from './support/env.js';
 
 const PERIOD_START = '2026-03-28T00:00:00Z';
@@ -163,9 +162,4 @@ export async function run(log: (line: string) => void): Promise<void> {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  run((line) => console.log(line)).catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+runAsScript(import.meta.url, run);

@@ -16,12 +16,11 @@
  *
  * `npx tsx bench/billing.ts`, or `run(log)` from the bench runner.
  */
-import { pathToFileURL } from 'node:url';
 import type { Knex } from 'knex';
 import { Billing } from '../src/billing/index.js';
 import { Dec } from '../src/core/pricing/index.js';
 import { freshDatabase } from '../test/support/db.js';
-import { check, seconds, timed } from './support/report.js';
+import { check, runAsScript, seconds, timed } from './support/report.js';
 import { envInt } from './support/env.js';
 
 const MONTH_START = '2026-10-02T00:00:00Z'; // inside October in every zone used below
@@ -107,9 +106,4 @@ export async function run(log: (line: string) => void): Promise<void> {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  run((line) => console.log(line)).catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+runAsScript(import.meta.url, run);

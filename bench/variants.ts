@@ -8,14 +8,13 @@
  *
  * `npx tsx bench/variants.ts`, or `run(log)` from the bench runner.
  */
-import { pathToFileURL } from 'node:url';
 import { Billing } from '../src/billing/index.js';
 import { assignPlan, createPlan, createTenant } from '../src/billing/testing.js';
 import { createLogger } from '../src/runtime/logger.js';
 import { Aggregator } from '../src/stages/aggregate.js';
 import { freshDatabase } from '../test/support/db.js';
 import { envInt } from './support/env.js';
-import { seconds, timed } from './support/report.js';
+import { runAsScript, seconds, timed } from './support/report.js';
 
 const prices = { currency: 'USD', price_per_invocation: '0.0000002', price_per_gb_s: '0.0000166667', free_tier_invocations: '100000', free_tier_gb_s: '10000' };
 
@@ -74,9 +73,4 @@ export async function run(log: (line: string) => void): Promise<void> {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  run((line) => console.log(line)).catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+runAsScript(import.meta.url, run);

@@ -2,6 +2,7 @@
  * How bench sections word their figures. A headline figure compared with its target is a
  * "verdict" line; bench/run.ts copies every verdict line into the summary table.
  */
+import { pathToFileURL } from 'node:url';
 
 /** Events (or requests) per second. */
 export const perSecond = (count: number, elapsedMs: number): number => (elapsedMs > 0 ? (count * 1000) / elapsedMs : 0);
@@ -43,4 +44,13 @@ export async function timed<T>(work: () => Promise<T>): Promise<[T, number]> {
   const started = performance.now();
   const result = await work();
   return [result, performance.now() - started];
+}
+
+/** Runs a section when its file is the script node was started with (`npx tsx bench/<section>.ts`). */
+export function runAsScript(moduleUrl: string, run: (log: (line: string) => void) => Promise<void>): void {
+  if (!process.argv[1] || moduleUrl !== pathToFileURL(process.argv[1]).href) return;
+  run((line) => console.log(line)).catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
 }

@@ -8,6 +8,7 @@
  */
 import { HTTP, type CloudEvent } from 'cloudevents';
 import { Counter, type Registry } from 'prom-client';
+import { isRetryableStatus } from '../contract/routing.js';
 import type { Logger } from '../runtime/logger.js';
 
 export interface EventSender {
@@ -45,7 +46,7 @@ export function createEventSender(options: EventSenderOptions): EventSender {
             return true;
           }
           last = `HTTP ${res.status}`;
-          if (res.status < 500 && res.status !== 404 && res.status !== 408 && res.status !== 429) break; // refused: a retry would be too
+          if (!isRetryableStatus(res.status)) break; // refused: a retry would be too (Knative's delivery rule)
         } catch (err) {
           last = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
         }

@@ -527,6 +527,13 @@ export async function recordBudgetAlerts(db: Knex, bills: readonly ComposedBill[
 }
 
 /**
+ * What final and paid bills have drawn from the credit `alias`.id: the sum of its (negative) credit
+ * lines, 0 when none — drafts draw nothing, so a balance is only spent by a bill that is final.
+ */
+export const creditDrawnSql = (alias: string): string =>
+  `coalesce((SELECT sum(l.amount) FROM bill_line_items l JOIN bills b ON b.id = l.bill_id WHERE l.credit_id = ${alias}.id AND b.status <> 'draft'), 0)`;
+
+/**
  * The coupons and credits each tenant's bill for a period may use: not voided, in the tenant's
  * currency, valid at some instant of the period; a credit with what final and paid bills have not
  * drawn yet (skipped when nothing is left). Coupons in creation order, credits expiring first.
@@ -538,14 +545,10 @@ export async function creditsFor(db: Knex, targets: readonly { tenantId: string;
     rows: { tenant_id: string; id: string; code: string; kind: 'credit' | 'coupon'; percent: string | null; remaining: string | null; max_amount_per_bill: string | null }[];
   }>(
     `SELECT c.tenant_id, c.id, c.code, c.kind, c.percent::text, c.max_amount_per_bill::text,
-            CASE WHEN c.kind = 'credit' THEN (c.amount + coalesce(drawn.amount, 0))::text END AS remaining
+            CASE WHEN c.kind = 'credit' THEN (c.amount + ${creditDrawnSql('c')})::text END AS remaining
        FROM unnest(?::uuid[], ?::text[], ?::timestamptz[], ?::timestamptz[]) AS t(tenant_id, currency, period_start, period_end)
        JOIN tenant_credits c ON c.tenant_id = t.tenant_id AND c.currency = t.currency AND c.voided_at IS NULL
         AND c.valid_from < t.period_end AND (c.valid_until IS NULL OR c.valid_until > t.period_start)
-       LEFT JOIN LATERAL (
-         SELECT sum(l.amount) AS amount FROM bill_line_items l JOIN bills b ON b.id = l.bill_id
-          WHERE l.credit_id = c.id AND b.status <> 'draft'
-       ) drawn ON true
       ORDER BY c.tenant_id, c.kind DESC, c.valid_until NULLS LAST, c.created_at, c.id`,
     [targets.map((t) => t.tenantId), targets.map((t) => t.currency), targets.map((t) => t.start.toISOString()), targets.map((t) => t.end.toISOString())],
   );

@@ -115,3 +115,8 @@ export const routedFunctionNames = Object.keys(routing) as RoutedFunctionName[];
 export function plannedConsumerOf(type: string): PlannedConsumer | undefined {
   return Object.hasOwn(plannedConsumers, type) ? plannedConsumers[type as PlannedEventType] : undefined;
 }
+
+/** Knative retries network failures, 404, 408, 409, 429 and 5xx; other answers are final. */
+export function isRetryableStatus(status: number): boolean {
+  return status === 404 || status === 408 || status === 409 || status === 429 || status >= 500;
+}

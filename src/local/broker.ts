@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { CloudEvent, HTTP, type CloudEventV1 } from 'cloudevents';
 import { CronExpressionParser } from 'cron-parser';
 import { BillingError, problemContentType, type ItemError } from '../contract/problem.js';
+import { isRetryableStatus } from '../contract/routing.js';
 import type { Logger } from '../runtime/logger.js';
 import {
   parseIsoDuration,
@@ -94,11 +95,6 @@ export function triggerMatches(trigger: TriggerManifest, event: CloudEventV1<unk
 export function backoffMs(delivery: DeliverySpec, retry: number): number {
   const delay = delivery.backoffDelay ? parseIsoDuration(delivery.backoffDelay) : 0;
   return delivery.backoffPolicy === 'linear' ? delay * retry : delay * 2 ** (retry - 1);
-}
-
-/** Knative retries network failures, 404, 408, 409, 429 and 5xx; other answers are final. */
-export function isRetryableStatus(status: number): boolean {
-  return status === 404 || status === 408 || status === 409 || status === 429 || status >= 500;
 }
 
 interface Delivery {

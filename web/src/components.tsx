@@ -3,7 +3,7 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import { problemText } from './api.ts';
+import { problemText, type Tenant } from './api.ts';
 import type { Loaded } from './hooks.ts';
 
 /** A loading line, announced politely to screen readers. */
@@ -109,5 +109,21 @@ export function Gauge({ share, label }: { share: number; label: string }) {
         {percent}%
       </span>
     </div>
+  );
+}
+
+/** A labelled choice of tenant; `withCurrency` adds each tenant's currency to its name. */
+export function TenantSelect({ tenants, value, onChange, testId, withCurrency = false, required = false }: { tenants: readonly Tenant[]; value: string; onChange: (id: string) => void; testId: string; withCurrency?: boolean; required?: boolean }) {
+  return (
+    <label>
+      Tenant
+      <select value={value} onChange={(e) => onChange(e.currentTarget.value)} required={required} data-testid={testId}>
+        {tenants.map((t) => (
+          <option key={t.id} value={t.id}>
+            {withCurrency ? `${t.name} (${t.currency})` : t.name}
+          </option>
+        ))}
+      </select>
+    </label>
   );
 }

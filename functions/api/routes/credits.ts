@@ -12,6 +12,7 @@ import { audit } from '../../../src/api/audit.js';
 import { ApiError } from '../../../src/api/errors.js';
 import { reply, route } from '../../../src/api/route.js';
 import { visibleTenant, type Tenant } from '../../../src/api/tenancy.js';
+import { creditDrawnSql } from '../../../src/billing/store.js';
 import { Dec, minorUnitDigits } from '../../../src/core/pricing/index.js';
 import { decimalText, instant, iso } from './common.js';
 import type { ApiDeps } from './index.js';
@@ -95,8 +96,7 @@ async function creditsOf(db: Knex, tenant: Tenant, id?: string): Promise<CreditR
   const { rows } = await db.raw<{ rows: CreditRow[] }>(
     `SELECT c.id, c.tenant_id, c.code, c.kind, c.description, c.currency, c.amount::text, c.percent::text, c.max_amount_per_bill::text,
             c.valid_from, c.valid_until, c.voided_at, c.created_at,
-            coalesce((SELECT sum(l.amount) FROM bill_line_items l JOIN bills b ON b.id = l.bill_id
-                       WHERE l.credit_id = c.id AND b.status <> 'draft'), 0)::text AS used
+            ${creditDrawnSql('c')}::text AS used
        FROM tenant_credits c
       WHERE c.tenant_id = ? ${id ? 'AND c.id = ?' : ''}
       ORDER BY c.created_at, c.id`,

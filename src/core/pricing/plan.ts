@@ -500,40 +500,56 @@ function perMbMsAndGbS(kind: 'price' | 'free_tier', mbMs: string | undefined, gb
   return { ok: true, value: { mbMs: plain(fromGbS), gbS } };
 }
 
+type Written = [what: string, value: Decimal | undefined];
+
+/** The one value of several ways of writing it (those given must agree exactly); undefined when none is given. */
+function agreed(written: readonly Written[], what: string): Checked<string | undefined> {
+  const given = written.filter((w): w is [string, Decimal] => w[1] !== undefined);
+  const [first, ...rest] = given;
+  if (!first) return { ok: true, value: undefined };
+  const clash = rest.find(([, v]) => !v.eq(first[1]));
+  if (clash) return { ok: false, message: `${first[0]} (${plain(first[1])}) and ${clash[0]} (${plain(clash[1])}) disagree; give one ${what}` };
+  return { ok: true, value: plain(first[1]) };
+}
+
+/** Why a GHz-s field cannot be converted (null when it can): it needs a clock above 0. */
+function ghzProblem(field: string, value: string | undefined, ghz: string | undefined, example: string): string | null {
+  if (value !== undefined && ghz === undefined) return `${field} needs cpu_ghz (the clock of the CPU allocation, e.g. "${example}")`;
+  if (ghz !== undefined && new Dec(ghz).isZero()) return 'cpu_ghz must be above 0';
+  return null;
+}
+
 /**
  * The CPU price per CPU-ms from whichever way it is written: per CPU-ms, per vCPU-second (÷ 1000),
  * or per GHz-second at a clock of `cpu_ghz` GHz (× cpu_ghz ÷ 1000). All exact; given more than
  * one, they must agree.
  */
 function cpuPerMs(perMs: string | undefined, perVcpuS: string | undefined, perGhzS: string | undefined, ghz: string | undefined): Checked<string | undefined> {
-  if (perGhzS !== undefined && ghz === undefined) {
-    return { ok: false, message: 'price_per_ghz_s needs cpu_ghz (the clock of the CPU allocation, e.g. "2.4")' };
-  }
-  if (ghz !== undefined && new Dec(ghz).isZero()) return { ok: false, message: 'cpu_ghz must be above 0' };
-  const candidates: [string, Decimal][] = [];
-  if (perMs !== undefined) candidates.push(['price_per_cpu_ms', new Dec(perMs)]);
-  if (perVcpuS !== undefined) candidates.push(['price_per_vcpu_s ÷ 1000', new Dec(perVcpuS).div(1000)]);
-  if (perGhzS !== undefined && ghz !== undefined) candidates.push(['price_per_ghz_s × cpu_ghz ÷ 1000', new Dec(perGhzS).times(ghz).div(1000)]);
-  const [first, ...rest] = candidates;
-  if (!first) return { ok: true, value: undefined };
-  const clash = rest.find(([, v]) => !v.eq(first[1]));
-  if (clash) return { ok: false, message: `${first[0]} (${plain(first[1])}) and ${clash[0]} (${plain(clash[1])}) disagree; give one CPU price` };
-  return { ok: true, value: plain(first[1]) };
+  const problem = ghzProblem('price_per_ghz_s', perGhzS, ghz, '2.4');
+  if (problem) return { ok: false, message: problem };
+  return agreed(
+    [
+      ['price_per_cpu_ms', perMs === undefined ? undefined : new Dec(perMs)],
+      ['price_per_vcpu_s ÷ 1000', perVcpuS === undefined ? undefined : new Dec(perVcpuS).div(1000)],
+      ['price_per_ghz_s × cpu_ghz ÷ 1000', perGhzS === undefined || ghz === undefined ? undefined : new Dec(perGhzS).times(ghz).div(1000)],
+    ],
+    'CPU price',
+  );
 }
 
 /** The free CPU allowance in CPU-ms from CPU-ms, vCPU-s or GHz-s (see planSchema); given more than one, they must agree. */
 function freeCpuMs(ms: string | undefined, vcpuS: string | undefined, ghzS: string | undefined, ghz: string | undefined): Checked<string> {
-  if (ghzS !== undefined && ghz === undefined) return { ok: false, message: 'free_tier_ghz_s needs cpu_ghz (the clock of the CPU allocation, e.g. "0.2")' };
-  if (ghz !== undefined && new Dec(ghz).isZero()) return { ok: false, message: 'cpu_ghz must be above 0' };
-  const candidates: [string, Decimal][] = [];
-  if (ms !== undefined) candidates.push(['free_tier_cpu_ms', new Dec(ms)]);
-  if (vcpuS !== undefined) candidates.push(['free_tier_vcpu_s × 1000', new Dec(vcpuS).times(1000)]);
-  if (ghzS !== undefined && ghz !== undefined) candidates.push(['free_tier_ghz_s ÷ cpu_ghz × 1000', new Dec(ghzS).div(ghz).times(1000).toDecimalPlaces(3, Dec.ROUND_DOWN)]);
-  const [first, ...rest] = candidates;
-  if (!first) return { ok: true, value: '0' };
-  const clash = rest.find(([, v]) => !v.eq(first[1]));
-  if (clash) return { ok: false, message: `${first[0]} (${plain(first[1])}) and ${clash[0]} (${plain(clash[1])}) disagree; give one free CPU allowance` };
-  return { ok: true, value: plain(first[1]) };
+  const problem = ghzProblem('free_tier_ghz_s', ghzS, ghz, '0.2');
+  if (problem) return { ok: false, message: problem };
+  const r = agreed(
+    [
+      ['free_tier_cpu_ms', ms === undefined ? undefined : new Dec(ms)],
+      ['free_tier_vcpu_s × 1000', vcpuS === undefined ? undefined : new Dec(vcpuS).times(1000)],
+      ['free_tier_ghz_s ÷ cpu_ghz × 1000', ghzS === undefined || ghz === undefined ? undefined : new Dec(ghzS).div(ghz).times(1000).toDecimalPlaces(3, Dec.ROUND_DOWN)],
+    ],
+    'free CPU allowance',
+  );
+  return r.ok ? { ok: true, value: r.value ?? '0' } : r;
 }
 
 /** One problem found in a plan: where (dotted path, "" for the whole plan) and what. */

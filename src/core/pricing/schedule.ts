@@ -57,11 +57,10 @@
  * Assumption (as in windows.ts, true of every zone in the tz database): a zone changes its UTC
  * offset at most once within any 32 hours.
  */
-import type { IANAZone } from 'luxon';
 import { z } from 'zod';
 import type { Decimal } from 'decimal.js';
 import { Dec, plain } from './money.js';
-import { zoneOf } from '../windows/windows.js';
+import { firstWhere, offsetAt, zoneOf } from '../windows/windows.js';
 
 /** Weekday names, Monday first (ISO order). */
 export const weekdays = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
@@ -293,18 +292,6 @@ function compiled(schedule: Readonly<Schedule>): CompiledSchedule {
 }
 
 
-/** A zone's UTC offset in ms at an instant. */
-const offsetAt = (zone: IANAZone, t: number): number => Math.round(zone.offset(t) * MINUTE);
-
-/** Smallest integer x in (lo, hi] with pred(x), given !pred(lo), pred(hi) and pred monotone there. */
-function firstWhere(lo: number, hi: number, pred: (x: number) => boolean): number {
-  while (hi - lo > 1) {
-    const mid = Math.floor(lo + (hi - lo) / 2);
-    if (pred(mid)) hi = mid;
-    else lo = mid;
-  }
-  return hi;
-}
 
 const NO_RULE = { multiplier: '1', label: null } as const;
 

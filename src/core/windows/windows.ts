@@ -111,7 +111,7 @@ export function toEpochMs(time: Instant): number {
 const mod = (a: number, m: number): number => ((a % m) + m) % m;
 
 /** Smallest integer x in (lo, hi] with pred(x), given !pred(lo), pred(hi) and pred monotone there. */
-function firstWhere(lo: number, hi: number, pred: (x: number) => boolean): number {
+export function firstWhere(lo: number, hi: number, pred: (x: number) => boolean): number {
   while (hi - lo > 1) {
     const mid = Math.floor(lo + (hi - lo) / 2);
     if (pred(mid)) hi = mid;
@@ -121,7 +121,7 @@ function firstWhere(lo: number, hi: number, pred: (x: number) => boolean): numbe
 }
 
 /** A zone's UTC offset in ms at an instant. */
-const offsetAt = (zone: IANAZone, t: number): number => Math.round(zone.offset(t) * MINUTE);
+export const offsetAt = (zone: IANAZone, t: number): number => Math.round(zone.offset(t) * MINUTE);
 
 function subDayBounds(zone: IANAZone, t: number, grid: number): [number, number] {
   const o = offsetAt(zone, t);

@@ -1,7 +1,7 @@
 /** Operators (admin): tenants, API keys (create — shown once — and revoke), the audit log and dead letters. */
 import { useState } from 'preact/hooks';
 import { problemText, type Tenant } from '../api.ts';
-import { Async, Empty } from '../components.tsx';
+import { Async, Empty, TenantSelect } from '../components.tsx';
 import type { Ctx, ScreenProps } from '../context.ts';
 import { formatDateTime } from '../format.ts';
 import { useLoad } from '../hooks.ts';
@@ -173,16 +173,7 @@ function Keys({ ctx, onChange }: { ctx: Ctx; onChange: () => void }) {
           </select>
         </label>
         {role !== 'admin' && (
-          <label>
-            Tenant
-            <select value={tenantId} onChange={(e) => setTenantId(e.currentTarget.value)} data-testid="key-tenant">
-              {ctx.tenants.map((t) => (
-                <option key={t.id} value={t.id}>
-                  {t.name}
-                </option>
-              ))}
-            </select>
-          </label>
+          <TenantSelect tenants={ctx.tenants} value={tenantId} onChange={setTenantId} testId="key-tenant" />
         )}
         <button type="submit">Create key</button>
       </form>

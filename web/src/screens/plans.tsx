@@ -6,7 +6,7 @@
 import { DateTime } from 'luxon';
 import { useState } from 'preact/hooks';
 import { problemText, type Plan } from '../api.ts';
-import { Async, Empty } from '../components.tsx';
+import { Async, Empty, TenantSelect } from '../components.tsx';
 import type { Ctx, ScreenProps } from '../context.ts';
 import { formatMoney, formatUnitPrice } from '../format.ts';
 import { useLoad } from '../hooks.ts';
@@ -259,16 +259,7 @@ function AssignPlan({ ctx, plans }: { ctx: Ctx; plans: Plan[] }) {
       <h2 id="assign-title">Assign a plan</h2>
       <p class="help">A month whose bill is final keeps its plan: a change then starts after it.</p>
       <form class="inline" onSubmit={assign} aria-label="Assign a plan to a tenant">
-        <label>
-          Tenant
-          <select value={tenantId} onChange={(e) => setTenantId(e.currentTarget.value)} required data-testid="assign-tenant">
-            {ctx.tenants.map((t) => (
-              <option key={t.id} value={t.id}>
-                {t.name} ({t.currency})
-              </option>
-            ))}
-          </select>
-        </label>
+        <TenantSelect tenants={ctx.tenants} value={tenantId} onChange={setTenantId} testId="assign-tenant" withCurrency required />
         <label>
           Plan
           <select value={planId} onChange={(e) => setPlanId(e.currentTarget.value)} required data-testid="assign-plan">
@@ -325,16 +316,7 @@ function Simulator({ ctx, plans }: { ctx: Ctx; plans: Plan[] }) {
     <section aria-labelledby="simulator-title" class="card">
       <h2 id="simulator-title">Simulator</h2>
       <form class="inline" onSubmit={simulate} aria-label="Simulate a bill under each plan">
-        <label>
-          Tenant
-          <select value={tenantId} onChange={(e) => setTenantId(e.currentTarget.value)} data-testid="sim-tenant">
-            {ctx.tenants.map((t) => (
-              <option key={t.id} value={t.id}>
-                {t.name}
-              </option>
-            ))}
-          </select>
-        </label>
+        <TenantSelect tenants={ctx.tenants} value={tenantId} onChange={setTenantId} testId="sim-tenant" />
         <label>
           Month
           <input type="month" value={month} onInput={(e) => setMonth(e.currentTarget.value)} required />
