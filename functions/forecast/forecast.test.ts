@@ -273,7 +273,14 @@ describe('forecast function', function () {
         for (const m of meterKeys) {
           const q = r.components[m].quantity;
           assert.ok(d(q.lower_95).lte(q.lower_80) && d(q.lower_80).lte(q.expected) && d(q.expected).lte(q.upper_80) && d(q.upper_80).lte(q.upper_95), `${r.horizon}/${m}`);
+          // The median lies in the 80% band, in quantity and in cost.
+          const c = r.components[m].cost;
+          assert.ok(d(q.lower_80).lte(q.median) && d(q.median).lte(q.upper_80), `${r.horizon}/${m} median ${q.median}`);
+          assert.ok(d(c.lower_80).lte(c.median) && d(c.median).lte(c.upper_80), `${r.horizon}/${m} median cost ${c.median}`);
         }
+      }
+      for (const f of summary.forecasts ?? []) {
+        assert.ok(d(f.interval_80.lower).lte(f.median_cost) && d(f.median_cost).lte(f.interval_80.upper), `${f.horizon}: median cost ${f.median_cost}`);
       }
       const width = (h: string): Dec => {
         const r = rows.find((x) => x.horizon === h);
@@ -306,6 +313,37 @@ describe('forecast function', function () {
       assert.ok(d(week.interval_80.lower).eq(stored.predicted_cost_lower_80) && d(week.interval_95.upper).eq(stored.predicted_cost_upper_95));
       assert.deepEqual(Object.keys(week.components), [...meterKeys]);
       assert.equal((await rowsOf(tenant.a)).length, 5);
+    });
+  });
+
+  describe('a deploy that doubles traffic 12 hours before as_of', () => {
+    /** The next day's invocations at the doubled level, without noise (19 March 2025 is a Wednesday). */
+    const truth = Array.from({ length: 24 }, (_, h) => 2 * (800 + 400 * Math.sin((2 * Math.PI * new Date(asOf + h * HOUR).getUTCHours()) / 24))).reduce((s, v) => s + v, 0);
+
+    /** Three weeks at the usual level, the last 12 hours at twice it, on a new revision or on the same one. */
+    async function doubledTenant(slug: string, newRevision: boolean): Promise<number> {
+      const tenantId = await insertTenant(slug, 'UTC', 'USD');
+      const ids = await insertService(tenantId, 'api');
+      let later = ids;
+      if (newRevision) {
+        const [revision] = await database.db('revisions').insert({ service_id: ids.serviceId, name: 'api-00002' }).returning<{ id: string }[]>('id');
+        assert.ok(revision);
+        later = { serviceId: ids.serviceId, revisionId: revision.id };
+      }
+      const before = hourlyUsage(11, 'api', ids, asOf - 12 * HOUR, historyHours - 12, 1);
+      await insertAggregates(tenantId, [...before, ...hourlyUsage(12, 'api', later, asOf, 12, 2)]);
+      const [forecast] = summaryOf(await onDemand({ tenant_id: tenantId, as_of: new Date(asOf).toISOString(), horizons: ['1d'] })).forecasts ?? [];
+      assert.ok(forecast);
+      return Number(forecast.components.invocations.quantity.expected);
+    }
+
+    it('forecasts the next day at the new level when the hours follow a new revision, and not from 12 hours of the same one', async () => {
+      const deployed = await doubledTenant('forecast-deploy', true);
+      const same = await doubledTenant('forecast-no-deploy', false);
+      // With the revision's first hour known, 12 hours are evidence enough for a new level.
+      assert.ok(Math.abs(deployed / truth - 1) < 0.1, `deployed ${deployed} vs ${truth}`);
+      // Without it, 12 odd hours are not a new level yet (detectLevelShift wants two days): the forecast stays lower.
+      assert.ok(same < 0.85 * truth, `same revision ${same} vs ${truth}`);
     });
   });
 

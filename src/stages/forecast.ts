@@ -19,6 +19,9 @@
  *   a mid-month plan change is prorated by the price stage, not by this forecast.
  * - The row's model is the model of the component with the largest expected cost; every
  *   component's model and backtest MASE are in `components`.
+ * - **Deploys**: the hours in which a revision served for the first time (a new revision of a
+ *   service, or a new service) are passed to the forecasting core, which judges whether the
+ *   tenant's usage took a new level there (level-shift.ts: `levelShiftAtDeploy`).
  *
  * Re-running for the same tenant, horizon and as_of replaces the row (unique key), so a repeated
  * tick changes nothing but `updated_at`.
@@ -195,12 +198,12 @@ export class Forecaster {
     const zone = tenant.timezone;
     const asOf = windowBoundsMs(at.getTime(), '1h', zone)[0];
     const month = billingPeriod(asOf, zone);
-    const history = await this.hourlyHistory(tenant.id, zone, asOf);
+    const { history, deploys } = await this.hourlyHistory(tenant.id, zone, asOf);
     if (horizons.length === 0 || (history.length === 0 && !evenWithoutHistory)) return [];
 
     const targets = horizons.map((horizon) => ({ horizon, hours: horizon === 'month_end' ? countWindows(asOf, month.end.getTime(), zone) : fixedHorizonHours[horizon] }));
     const future = futureWindows(asOf, Math.max(...targets.map((t) => t.hours)), zone);
-    const series = Object.fromEntries(meters.map((m) => [m, forecastSeries(history.map((h) => h[m]), { horizonHours: future.length })])) as Record<Meter, SeriesForecast>;
+    const series = Object.fromEntries(meters.map((m) => [m, forecastSeries(history.map((h) => h[m]), { horizonHours: future.length, deploys })])) as Record<Meter, SeriesForecast>;
 
     // The plan in force at the start of each billing period a target reaches, looked up once.
     const plansAt = new Map<number, Promise<StoredPlan>>();
@@ -226,8 +229,12 @@ export class Forecaster {
     return results;
   }
 
-  /** Hourly usage per meter, one entry per 1h window from the first window with usage to as_of. */
-  private async hourlyHistory(tenantId: string, zone: string, asOf: number): Promise<MeterUsage[]> {
+  /**
+   * Hourly usage per meter, one entry per 1h window from the first window with usage to as_of, and
+   * the deploys in it: the positions of the hours in which a revision (of a service new or old)
+   * served for the first time, after the history's first hour.
+   */
+  private async hourlyHistory(tenantId: string, zone: string, asOf: number): Promise<{ history: MeterUsage[]; deploys: number[] }> {
     const since = windowBoundsMs(asOf - HISTORY_HOURS * HOUR_MS, '1h', zone)[0];
     const rows = (await this.db('usage_aggregate')
       .select('window_start')
@@ -238,15 +245,24 @@ export class Forecaster {
       .groupBy('window_start')
       .orderBy('window_start')) as HourRow[];
     const first = rows[0];
-    if (!first) return [];
+    if (!first) return { history: [], deploys: [] };
+    const firstRevisionHours = await this.db('usage_aggregate')
+      .select<{ first_hour: Date }[]>(this.db.raw('min(window_start) AS first_hour'))
+      .where({ tenant_id: tenantId, window_size: '1h' })
+      .where('window_start', '<', new Date(asOf))
+      .groupBy('revision_id')
+      .havingRaw('min(window_start) > ?', [first.window_start]);
+    const deployHours = new Set(firstRevisionHours.map((r) => r.first_hour.getTime()));
     const byStart = new Map(rows.map((r) => [r.window_start.getTime(), r]));
-    const out: MeterUsage[] = [];
+    const history: MeterUsage[] = [];
+    const deploys: number[] = [];
     for (let t = first.window_start.getTime(); t < asOf; t = windowBoundsMs(t, '1h', zone)[1]) {
+      if (deployHours.has(t)) deploys.push(history.length);
       const row = byStart.get(t);
       // Hours without a window had no usage. Usage forecasts are floats (money is not).
-      out.push(row ? { invocations: Number(row.invocations), compute: Number(row.compute), cold_starts: Number(row.cold_starts), cpu: Number(row.cpu) } : { invocations: 0, compute: 0, cold_starts: 0, cpu: 0 });
+      history.push(row ? { invocations: Number(row.invocations), compute: Number(row.compute), cold_starts: Number(row.cold_starts), cpu: Number(row.cpu) } : { invocations: 0, compute: 0, cold_starts: 0, cpu: 0 });
     }
-    return out;
+    return { history, deploys };
   }
 
   /** The month's actual usage before as_of, per service and hour, as the pricing core takes it. */

@@ -21,9 +21,10 @@ const plan: PlanInput = {
 };
 
 const chunk = (service: string, start: string, invocations: number, billedMbMs: string, coldStarts = 0, cpuMs = '0'): UsageChunk => ({ service, start, invocations, billedMbMs, coldStarts, cpuMs });
-const exact = (value: number): Band => ({ expected: value, lower80: value, upper80: value, lower95: value, upper95: value });
+const exact = (value: number): Band => ({ expected: value, median: value, lower80: value, upper80: value, lower95: value, upper95: value });
 const spread = (value: number, relative: number): Band => ({
   expected: value,
+  median: value,
   lower80: value * (1 - relative),
   upper80: value * (1 + relative),
   lower95: value * (1 - 2 * relative),
@@ -112,7 +113,7 @@ describe('forecast cost', () => {
   });
 
   it('states confidence as 1 − half the 80% width relative to the forecast, in [0, 1]', () => {
-    const band = (expected: string, lower80: string, upper80: string) => ({ expected, lower80, upper80, lower95: lower80, upper95: upper80 });
+    const band = (expected: string, lower80: string, upper80: string) => ({ expected, median: expected, lower80, upper80, lower95: lower80, upper95: upper80 });
     assert.equal(costConfidence(band('100.00', '90.00', '110.00')), '0.9000');
     assert.equal(costConfidence(band('10.00', '0.00', '40.00')), '0.0000');
     assert.equal(costConfidence(band('0.00', '0.00', '0.00')), '1.0000');

@@ -24,7 +24,7 @@ import type { Decimal } from 'decimal.js';
 import { Dec, computeBill, meters, minorUnitDigits, parsePlan, plain, type Bill, type BillingPeriod, type Meter, type Plan, type PlanInput, type UsageChunk } from '../pricing/index.js';
 import type { Band } from './intervals.js';
 
-export const bandNames = ['expected', 'lower80', 'upper80', 'lower95', 'upper95'] as const;
+export const bandNames = ['expected', 'median', 'lower80', 'upper80', 'lower95', 'upper95'] as const;
 export type BandName = (typeof bandNames)[number];
 
 /** Usage per meter, as forecast (floats ≥ 0). */

@@ -138,9 +138,9 @@ describe('forecasting core', function () {
       { hours: 5, allowed: ['mean'] },
       { hours: 12, allowed: ['mean', 'drift', 'ses'] },
       { hours: 40, allowed: ['mean', 'drift', 'ses', 'seasonal_naive_daily'] },
-      { hours: 100, allowed: ['mean', 'ses', 'seasonal_naive_daily', 'holt_winters_daily'] },
-      { hours: 300, allowed: ['mean', 'ses', 'seasonal_naive_daily', 'holt_winters_daily'] },
-      { hours: 500, allowed: ['seasonal_naive_daily', 'seasonal_naive_weekly', 'ses', 'holt_winters_daily', 'holt_winters_double'] },
+      { hours: 100, allowed: ['mean', 'ses', 'seasonal_naive_daily', 'seasonal_median_daily', 'holt_winters_daily'] },
+      { hours: 300, allowed: ['mean', 'ses', 'seasonal_naive_daily', 'seasonal_median_daily', 'holt_winters_daily'] },
+      { hours: 500, allowed: ['seasonal_naive_daily', 'seasonal_naive_weekly', 'seasonal_median_daily', 'seasonal_median_weekly', 'ses', 'holt_winters_daily', 'holt_winters_double'] },
     ];
     for (const { hours, allowed } of cases) {
       it(`falls back to a model the history supports with ${hours} hour(s), without throwing`, () => {
@@ -158,7 +158,7 @@ describe('forecasting core', function () {
     it('forecasts an empty history as zero', () => {
       const forecast = forecastSeries([], { horizonHours: 24 });
       assert.equal(forecast.model, 'zero');
-      assert.deepEqual(forecast.total(24), { expected: 0, lower80: 0, upper80: 0, lower95: 0, upper95: 0 });
+      assert.deepEqual(forecast.total(24), { expected: 0, median: 0, lower80: 0, upper80: 0, lower95: 0, upper95: 0 });
     });
   });
 
@@ -167,7 +167,7 @@ describe('forecasting core', function () {
       const forecast = forecastSeries(new Array<number>(HISTORY).fill(0), { horizonHours: 744 });
       assert.equal(forecast.model, 'zero');
       assert.ok(forecast.point.every((v) => v === 0));
-      assert.deepEqual(forecast.total(744), { expected: 0, lower80: 0, upper80: 0, lower95: 0, upper95: 0 });
+      assert.deepEqual(forecast.total(744), { expected: 0, median: 0, lower80: 0, upper80: 0, lower95: 0, upper95: 0 });
       assert.equal(forecast.backtest.mase, null);
     });
 
@@ -216,6 +216,64 @@ describe('forecasting core', function () {
       const forecast = forecastSeries(series, { horizonHours: 48 });
       points(forecast, 48).forEach((v, k) => assert.ok(Math.abs(v - ((series.length + k) % 6 === 0 ? 60 : 0)) < 1, `hour ${k + 1}: ${v}`));
       assert.ok(Math.abs(forecast.total(24).expected - 240) < 1);
+    });
+  });
+
+  describe('odd hours, medians and deploys', () => {
+    it('does not repeat one odd hour of the last day: a timer with a single extra burst is forecast by its seasonal median', () => {
+      // Every 6 hours 12 calls, for 5 days; one extra burst of 40 calls 20 hours before the end.
+      const series: number[] = Array.from({ length: 5 * 24 }, (_, t) => (t % 6 === 0 ? 12 : 0));
+      const odd = series.length - 20;
+      series[odd] = 40;
+      const forecast = forecastSeries(series, { horizonHours: 24 });
+      assert.equal(forecast.model, 'seasonal_median_daily');
+      // The hour one day after the burst expects the timer's 0, not the burst again.
+      assert.equal(forecast.hour(odd + 24 - series.length + 1).expected, 0);
+      points(forecast, 24).forEach((v, k) => assert.equal(v, (series.length + k) % 6 === 0 ? 12 : 0, `hour ${k + 1}`));
+    });
+
+    it('gives every hour and total a median inside its 80% band, below the expected value for bursty usage', () => {
+      const random = randomSource(404);
+      // A quiet service: 0 most hours, a burst of 5–50 calls one hour in six.
+      const series = Array.from({ length: 4 * WEEK_HOURS }, () => (random.uniform() < 1 / 6 ? Math.round(5 + 45 * random.uniform()) : 0));
+      const forecast = forecastSeries(series, { horizonHours: 48 });
+      for (let h = 1; h <= 48; h++) {
+        const band = forecast.hour(h);
+        assert.ok(band.lower80 <= band.median && band.median <= band.upper80, `hour ${h}: ${JSON.stringify(band)}`);
+        // Usually nothing happens in an hour: the usual outcome is below the average.
+        assert.ok(band.median < band.expected, `hour ${h}: median ${band.median} vs expected ${band.expected}`);
+      }
+      for (const k of [1, 24, 48]) {
+        const total = forecast.total(k);
+        assert.ok(total.lower80 <= total.median && total.median <= total.upper80, `total ${k}: ${JSON.stringify(total)}`);
+      }
+      // A smooth series' median is close to its expected value.
+      const smooth = forecastSeries(syntheticSeries(65, { hours: HISTORY, noise: 4 }), { horizonHours: 24 });
+      for (let h = 1; h <= 24; h++) assert.ok(Math.abs(smooth.hour(h).median - smooth.hour(h).expected) < 4, `smooth hour ${h}`);
+    });
+
+    it('takes a new level at a known deploy after hours, not days, and leaves a deploy that changed nothing alone', () => {
+      const hours = 4 * WEEK_HOURS;
+      const base: SyntheticOptions = { hours, level: 100, trend: 0, dailyAmplitude: 30, weekendFactor: 0.7, noise: 4 };
+      const deployAt = hours - 10;
+      const shifted = syntheticSeries(71, { ...base, shiftAt: deployAt, shiftFactor: 2 });
+      const withDeploy = forecastSeries(shifted, { horizonHours: 24, deploys: [deployAt] });
+      assert.equal(withDeploy.levelShift?.at, deployAt);
+      assert.equal(withDeploy.levelShift?.cause, 'deploy');
+      assert.ok(Math.abs((withDeploy.levelShift?.factor ?? 0) - 2) < 0.2, `factor ${withDeploy.levelShift?.factor}`);
+      // The truth of the next day: the same shape at twice the level.
+      const truth = syntheticSeries(71, { ...base, hours: hours + 24, shiftAt: deployAt, shiftFactor: 2, noise: 0 }).slice(hours);
+      const truthTotal = truth.reduce((s, v) => s + v, 0);
+      assert.ok(Math.abs(withDeploy.total(24).expected / truthTotal - 1) < 0.1, `with the deploy: ${withDeploy.total(24).expected} vs ${truthTotal}`);
+      // Without the deploy, ten hours are not a new level (detectLevelShift wants two days).
+      const withoutDeploy = forecastSeries(shifted, { horizonHours: 24 });
+      assert.equal(withoutDeploy.levelShift, null);
+      assert.ok(withoutDeploy.total(24).expected < 0.85 * truthTotal);
+      // A deploy that changed nothing, one older than a week, and one only 3 hours old: no shift.
+      const plain = syntheticSeries(72, base);
+      assert.equal(forecastSeries(plain, { horizonHours: 24, deploys: [hours - 30] }).levelShift, null);
+      assert.equal(forecastSeries(syntheticSeries(71, { ...base, shiftAt: hours - 200, shiftFactor: 2 }), { horizonHours: 24, deploys: [hours - 200] }).levelShift, null);
+      assert.equal(forecastSeries(syntheticSeries(71, { ...base, shiftAt: hours - 3, shiftFactor: 2 }), { horizonHours: 24, deploys: [hours - 3] }).levelShift, null);
     });
   });
 

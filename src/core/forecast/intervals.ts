@@ -26,28 +26,38 @@
  *   every error up to its upper offset, the whole lower tail included, so its upper offsets are the
  *   80% and 95% quantiles rather than the 90% and 97.5% of the two-sided band (same smoothing,
  *   widening and growth beyond H).
+ * - **Median**: the errors' 50% quantile at h (smoothed like the bounds, not made monotone: it may
+ *   move either way with the horizon) added to the point forecast, kept inside the 80% band. For a
+ *   total, the 50% quantile of the summed errors.
  * - The point forecast always lies inside its intervals (lower offsets ≤ 0 ≤ upper offsets), and a
  *   lower bound is clipped at 0: usage is never negative.
  */
 
-/** A point forecast with its 80% and 95% intervals. */
+/** A point forecast with its median and its 80% and 95% intervals. */
 export interface Band {
   expected: number;
+  /**
+   * The 50% quantile: the expected value plus the median backtest error, inside the 80% band. On
+   * skewed usage (a quiet service with occasional bursts) it lies below `expected`: the usual
+   * outcome, where `expected` is what usage averages to and what a bill adds up.
+   */
+  median: number;
   lower80: number;
   upper80: number;
   lower95: number;
   upper95: number;
 }
 
-/** Offsets from the point forecast to each bound. */
+/** Offsets from the point forecast to each bound and to the median. */
 export interface Offsets {
   lower95: number;
   lower80: number;
+  median: number;
   upper80: number;
   upper95: number;
 }
 
-const zeroOffsets: Offsets = { lower95: 0, lower80: 0, upper80: 0, upper95: 0 };
+const zeroOffsets: Offsets = { lower95: 0, lower80: 0, median: 0, upper80: 0, upper95: 0 };
 
 /** The q-quantile (0 ≤ q ≤ 1) of sorted values, linear between order statistics (R type 7). */
 export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
@@ -79,6 +89,7 @@ function offsetsOf(errors: number[], levels: Levels): Offsets {
   return {
     lower95: Math.min(0, quantileSorted(sorted, levels.lower95)),
     lower80: Math.min(0, quantileSorted(sorted, levels.lower80)),
+    median: quantileSorted(sorted, 0.5),
     upper80: Math.max(0, quantileSorted(sorted, levels.upper80)),
     upper95: Math.max(0, quantileSorted(sorted, levels.upper95)),
   };
@@ -90,6 +101,7 @@ function widen(current: Offsets, previous: Offsets | undefined): Offsets {
   const upper80 = Math.max(current.upper80, previous?.upper80 ?? 0);
   return {
     lower80,
+    median: current.median,
     upper80,
     lower95: Math.min(current.lower95, previous?.lower95 ?? 0, lower80),
     upper95: Math.max(current.upper95, previous?.upper95 ?? 0, upper80),
@@ -127,8 +139,9 @@ function monotone(curve: readonly Offsets[]): Offsets[] {
   const lower80 = fit((o) => -o.lower80);
   const upper80 = fit((o) => o.upper80);
   const upper95 = fit((o) => o.upper95);
-  return curve.map((_, i) => ({
+  return curve.map((o, i) => ({
     lower80: -(lower80[i] ?? 0),
+    median: o.median,
     upper80: upper80[i] ?? 0,
     lower95: -Math.max(lower95[i] ?? 0, lower80[i] ?? 0),
     upper95: Math.max(upper95[i] ?? 0, upper80[i] ?? 0),
@@ -138,6 +151,7 @@ function monotone(curve: readonly Offsets[]): Offsets[] {
 const scale = (o: Offsets, factor: number): Offsets => ({
   lower95: o.lower95 * factor,
   lower80: o.lower80 * factor,
+  median: o.median * factor,
   upper80: o.upper80 * factor,
   upper95: o.upper95 * factor,
 });
@@ -153,18 +167,25 @@ export function withFloor(offsets: Offsets, expected: number, floor: WidthFloor)
   return {
     lower95: Math.min(offsets.lower95, -floor.half95 * expected),
     lower80: Math.min(offsets.lower80, -floor.half80 * expected),
+    median: offsets.median,
     upper80: Math.max(offsets.upper80, floor.half80 * expected),
     upper95: Math.max(offsets.upper95, floor.half95 * expected),
   };
 }
 
-/** A band around `expected` (≥ 0) with `offsets`, lower bounds clipped at 0. */
+/** `value` moved into [low, high]. */
+export const clamp = (value: number, low: number, high: number): number => Math.min(high, Math.max(low, value));
+
+/** A band around `expected` (≥ 0) with `offsets`, lower bounds clipped at 0, the median inside the 80% band. */
 export function bandOf(expected: number, offsets: Offsets): Band {
+  const lower80 = Math.max(0, expected + offsets.lower80);
+  const upper80 = expected + offsets.upper80;
   return {
     expected,
+    median: clamp(expected + offsets.median, lower80, upper80),
     lower95: Math.max(0, expected + offsets.lower95),
-    lower80: Math.max(0, expected + offsets.lower80),
-    upper80: expected + offsets.upper80,
+    lower80,
+    upper80,
     upper95: expected + offsets.upper95,
   };
 }
@@ -238,6 +259,7 @@ export class IntervalModel {
       const smoothed: Offsets = {
         lower95: average((o) => o.lower95),
         lower80: average((o) => o.lower80),
+        median: average((o) => o.median),
         upper80: average((o) => o.upper80),
         upper95: average((o) => o.upper95),
       };

@@ -1,7 +1,7 @@
 /** Level-shift detection and the forecast after a shift, on seeded synthetic series with a known shift. */
 import assert from 'node:assert/strict';
 import { forecastSeries } from './forecast.js';
-import { detectLevelShift, rescaleBeforeShift } from './level-shift.js';
+import { detectLevelShift, levelShiftAtDeploy, rescaleBeforeShift } from './level-shift.js';
 import { WEEK_HOURS } from './models.js';
 import { syntheticSeries, type SyntheticOptions } from './synthetic.js';
 
@@ -40,9 +40,20 @@ describe('level shifts', function () {
     assert.equal(detectLevelShift(syntheticSeries(8, { ...base, hours: 2 * WEEK_HOURS, shiftAt: 2 * WEEK_HOURS - 72, shiftFactor: 2 })), null);
   });
 
+  it('judges a known deploy on hours of evidence, and not in intermittent usage nor a deploy under 6 hours old', () => {
+    const at = HISTORY - 8;
+    const shift = levelShiftAtDeploy(syntheticSeries(5, { ...base, shiftAt: at, shiftFactor: 0.5 }), [at - 100, at]);
+    // The latest deploy is judged.
+    assert.equal(shift?.at, at);
+    assert.ok(shift && Math.abs(shift.factor - 0.5) < 0.08, `factor ${shift?.factor}`);
+    const timer = Array.from({ length: HISTORY }, (_, t) => (t % 6 === 0 ? (t >= at ? 30 : 10) : 0));
+    assert.equal(levelShiftAtDeploy(timer, [at]), null);
+    assert.equal(levelShiftAtDeploy(syntheticSeries(5, { ...base, shiftAt: HISTORY - 4, shiftFactor: 0.5 }), [HISTORY - 4]), null);
+  });
+
   it('rescales only the hours before the shift', () => {
     const y = [1, 2, 3, 4];
-    assert.deepEqual(rescaleBeforeShift(y, { at: 2, factor: 2 }), [2, 4, 3, 4]);
+    assert.deepEqual(rescaleBeforeShift(y, { at: 2, factor: 2, cause: 'detected' }), [2, 4, 3, 4]);
   });
 
   it('forecasts the week after a recent shift at the new level (within 10% of the truth)', () => {

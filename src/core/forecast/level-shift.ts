@@ -11,6 +11,9 @@
  * new level) and the week before it has to be steady (within ±STEADY_RATIO of the week before that),
  * so growth and seasonality alone never qualify. Series with many zero hours (intermittent) and
  * histories under three weeks are left as they are: their day totals are too noisy to judge.
+ *
+ * When the deploys are known (the hours a new revision began serving), `levelShiftAtDeploy` judges
+ * the latest one first, on hours rather than days of evidence.
  */
 import { DAY_HOURS, WEEK_HOURS } from './models.js';
 
@@ -28,7 +31,14 @@ export interface LevelShift {
   at: number;
   /** New level / old level. */
   factor: number;
+  /** `deploy`: at a known deploy (levelShiftAtDeploy); `detected`: found in the data alone (detectLevelShift). */
+  cause: 'deploy' | 'detected';
 }
+
+/** Hours after a deploy before its level is judged (a few hours of the new revision's traffic). */
+const MIN_DEPLOY_HOURS = 6;
+/** A deploy's level counts as new when it is at least 20% above or below the same hours before. */
+const DEPLOY_SHIFT_RATIO = 1.2;
 
 function sum(y: ArrayLike<number>, from: number, to: number): number {
   let s = 0;
@@ -61,7 +71,40 @@ export function detectLevelShift(y: ArrayLike<number>): LevelShift | null {
   const steady = sum(y, at - WEEK_HOURS, at) / Math.max(Number.MIN_VALUE, sum(y, at - 2 * WEEK_HOURS, at - WEEK_HOURS));
   if (steady > STEADY_RATIO || steady < 1 / STEADY_RATIO) return null;
   const factor = sum(y, at, n) / sum(y, at - WEEK_HOURS, n - WEEK_HOURS);
-  return { at, factor };
+  return { at, factor, cause: 'detected' };
+}
+
+/**
+ * The level shift at a known deploy: `deploys` are the hours at which a new revision began serving.
+ * The latest deploy with MIN_DEPLOY_HOURS to a week of hours after it is judged: its hours since
+ * are compared with the same hours one season earlier (a week when the history reaches that far
+ * back, else a day), and a ratio beyond ±DEPLOY_SHIFT_RATIO is a new level. Because the moment is
+ * known, hours rather than days of evidence suffice and the bar is lower than detectLevelShift's;
+ * the season before the deploy still has to be steady (within ±STEADY_RATIO of the one before it,
+ * when the history holds it), so a trend is not taken for the deploy's effect. Intermittent series
+ * are left as they are.
+ */
+export function levelShiftAtDeploy(y: ArrayLike<number>, deploys: readonly number[]): LevelShift | null {
+  const n = y.length;
+  let zeros = 0;
+  for (let t = 0; t < n; t++) if (y[t] === 0) zeros++;
+  if (n === 0 || zeros / n >= INTERMITTENT_ZERO_SHARE) return null;
+  const judged = deploys.filter((at) => Number.isInteger(at) && n - at >= MIN_DEPLOY_HOURS && n - at <= MAX_SHIFT_DAYS * DAY_HOURS);
+  if (judged.length === 0) return null;
+  const at = Math.max(...judged);
+  const season = at >= WEEK_HOURS ? WEEK_HOURS : at >= DAY_HOURS ? DAY_HOURS : 0;
+  // The hours since the deploy have to fit inside one season for "the same hours a season earlier".
+  if (season === 0 || n - at > season) return null;
+  const after = sum(y, at, n);
+  const before = sum(y, at - season, n - season);
+  if (after <= 0 || before <= 0) return null;
+  if (at >= 2 * season) {
+    const steady = sum(y, at - season, at) / Math.max(Number.MIN_VALUE, sum(y, at - 2 * season, at - season));
+    if (steady > STEADY_RATIO || steady < 1 / STEADY_RATIO) return null;
+  }
+  const factor = after / before;
+  if (factor < DEPLOY_SHIFT_RATIO && factor > 1 / DEPLOY_SHIFT_RATIO) return null;
+  return { at, factor, cause: 'deploy' };
 }
 
 /** `y` with the hours before the shift multiplied by its factor (a copy). */

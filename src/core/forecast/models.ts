@@ -15,6 +15,9 @@
  *   short for a season).
  * - `seasonal_naive_daily` / `seasonal_naive_weekly`: the value one season (24 / 168 h) earlier —
  *   the floor every other model has to beat.
+ * - `seasonal_median_daily` / `seasonal_median_weekly`: the median of the same position in the
+ *   last three seasons (two before three are observed): seasonal-naive without repeating one odd
+ *   hour (a timer's extra run, a burst) for a whole season.
  * - `ses`: simple exponential smoothing, a level that follows the data at rate alpha (chosen on a
  *   grid by one-step squared error) and is carried flat: the model for a series without a season
  *   or trend worth modelling, between `mean` (alpha → 0) and the last value (alpha = 1).
@@ -36,6 +39,8 @@ export const modelNames = [
   'drift',
   'seasonal_naive_daily',
   'seasonal_naive_weekly',
+  'seasonal_median_daily',
+  'seasonal_median_weekly',
   'croston',
   'ses',
   'holt_winters_daily',
@@ -162,6 +167,33 @@ function seasonalNaive(name: ModelName, season: number): ModelSpec {
 
 export const seasonalNaiveDaily = seasonalNaive('seasonal_naive_daily', DAY_HOURS);
 export const seasonalNaiveWeekly = seasonalNaive('seasonal_naive_weekly', WEEK_HOURS);
+
+/** Seasons the seasonal median looks back over. */
+const MEDIAN_SEASONS = 3;
+
+/** The median of a, b and c. */
+const median3 = (a: number, b: number, c: number): number => Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
+
+function seasonalMedian(name: ModelName, season: number): ModelSpec {
+  return {
+    name,
+    minHistory: 2 * season,
+    fit: () =>
+      stateless(name, { season, seasons: MEDIAN_SEASONS }, (y, t, out) => {
+        for (let h = 1; h <= out.length; h++) {
+          // The same position in each of the last three seasons observed (two when only two are).
+          const back = t + h - season * Math.ceil(h / season);
+          const a = y[back] ?? 0;
+          const b = back - season >= 0 ? (y[back - season] ?? 0) : a;
+          const c = back - 2 * season >= 0 ? (y[back - 2 * season] ?? 0) : (a + b) / 2;
+          out[h - 1] = back >= 0 ? median3(a, b, c) : (y[t] ?? 0);
+        }
+      }),
+  };
+}
+
+export const seasonalMedianDaily = seasonalMedian('seasonal_median_daily', DAY_HOURS);
+export const seasonalMedianWeekly = seasonalMedian('seasonal_median_weekly', WEEK_HOURS);
 
 /** Croston–SBA over y with smoothing `alpha`; calls `emit` after each observation with the rate. */
 function crostonPass(y: ArrayLike<number>, alpha: number, last: number, emit: (t: number, rate: number) => void): void {

@@ -10,7 +10,7 @@ import { costConfidence, type BandText, type PricedForecast } from './cost.js';
 import type { SeriesForecast } from './forecast.js';
 
 /** Version of the forecasting method, stored with every prediction; bump it when results change. */
-export const FORECAST_MODEL_VERSION = '1.1.0';
+export const FORECAST_MODEL_VERSION = '1.2.0';
 
 /** Every horizon, in the order they are stored (the contract's forecast.tick enum). */
 export const forecastHorizons = forecastTickData.shape.horizons.unwrap().element.options;
@@ -21,7 +21,8 @@ export type ForecastPeriod = Extract<ForecastHorizon, '1h' | '1d' | '1w'>;
 const units: Record<Meter, string> = { invocations: 'invocation', compute: 'MB-ms', cold_starts: 'cold-start', cpu: 'CPU-ms' };
 
 const money = z.string().regex(/^-?\d+(\.\d+)?$/);
-const bandSchema = z.object({ expected: money, lower_80: money, upper_80: money, lower_95: money, upper_95: money });
+/** `median`: the 50% quantile (half the outcomes below it; under `expected` when usage comes in bursts). */
+const bandSchema = z.object({ expected: money, median: money, lower_80: money, upper_80: money, lower_95: money, upper_95: money });
 const componentSchema = z.object({
   unit: z.string(),
   quantity: bandSchema,
@@ -46,6 +47,8 @@ export const forecastResponseSchema = z.object({
   period_end: z.iso.datetime(),
   currency: z.string().length(3),
   forecasted_cost: money,
+  /** The cost of the median usage of every component: the usual outcome (see bandSchema). */
+  median_cost: money,
   interval_80: z.object({ lower: money, upper: money }),
   interval_95: z.object({ lower: money, upper: money }),
   /** Month-to-date actual cost, included in forecasted_cost (month_end only, else null). */
@@ -56,7 +59,7 @@ export const forecastResponseSchema = z.object({
 });
 export type ForecastResponse = z.infer<typeof forecastResponseSchema>;
 
-const bandText = (b: BandText): z.infer<typeof bandSchema> => ({ expected: b.expected, lower_80: b.lower80, upper_80: b.upper80, lower_95: b.lower95, upper_95: b.upper95 });
+const bandText = (b: BandText): z.infer<typeof bandSchema> => ({ expected: b.expected, median: b.median, lower_80: b.lower80, upper_80: b.upper80, lower_95: b.lower95, upper_95: b.upper95 });
 
 export function toForecastResponse(
   tenantId: string,
@@ -84,6 +87,7 @@ export function toForecastResponse(
     period_end: new Date(span.periodEnd).toISOString(),
     currency: priced.currency,
     forecasted_cost: priced.cost.expected,
+    median_cost: priced.cost.median,
     interval_80: { lower: priced.cost.lower80, upper: priced.cost.upper80 },
     interval_95: { lower: priced.cost.lower95, upper: priced.cost.upper95 },
     actual_cost: priced.actualCost ?? null,
