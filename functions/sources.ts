@@ -1,7 +1,7 @@
 /**
  * Metering sources that run as functions under faas-js-runtime: the runner serves them like the
  * stages, and deploy/base runs each as a Knative Service with its PingSource and Trigger in
- * eventing/. They read a Kubernetes cluster, so the local runner (`npm start`, functions/index.ts)
+ * eventing/ (deploy/components/agent removes the scraper when it adds the billing agent). They read a Kubernetes cluster, so the local runner (`npm start`, functions/index.ts)
  * leaves them out and its broker skips their Triggers.
  */
 import { functionNames } from './index.js';

@@ -1,8 +1,10 @@
 /**
  * Packaging and deployment, offline: every kustomization under deploy/ rendered by `kubectl
- * kustomize` and every document validated against its schema (the upstream Knative CRDs, core
- * Kubernetes and the Prometheus Operator's from kubernetes-models); the overlays' Knative Services
- * (scale annotations, probes, resources, the image scripts/deploy-all.sh rewrites); the data
+ * kustomize`, the base and the overlays also with the agent component (deploy/components/agent),
+ * and every document validated against its schema (the upstream Knative CRDs, core Kubernetes and
+ * the Prometheus Operator's from kubernetes-models); one metering source per render (the scraper,
+ * or the billing agent instead); the overlays' Knative Services (scale annotations, probes,
+ * resources, the image scripts/deploy-all.sh rewrites); the data
  * services, migration, backup and SinkBinding; monitoring (a PodMonitor for every function, the
  * alerts and the Grafana dashboard, whose every PromQL metric must appear in a live /metrics
  * scrape of the functions and the API); the scripts (shellcheck); docker-compose.yml.
@@ -10,7 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +21,7 @@ import { z } from 'zod';
 import { deployedFunctionNames } from '../functions/sources.js';
 import { configSchema } from '../src/runtime/config.js';
 import { freshDatabase, type TestDatabase } from './support/db.js';
-import { findOnPath, isRecord, k8sObject, knativeCrdDir, loadCrdValidator, modelKinds, validateModel, type K8sObject } from './support/k8s.js';
+import { findOnPath, isRecord, k8sObject, knativeCrdDir, kubectlKustomize, loadCrdValidator, modelKinds, validateModel, type K8sObject } from './support/k8s.js';
 import { freePort } from './support/net.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -27,6 +29,23 @@ const kubectl = findOnPath('kubectl');
 const shellcheck = findOnPath('shellcheck');
 const overlays = ['local', 'production'] as const;
 const servedByUs = [...deployedFunctionNames, 'api'].sort();
+const agentComponent = 'deploy/components/agent';
+/** The name under which a render of `dir` with the agent component is kept. */
+const withAgent = (dir: string): string => `${dir} + ${agentComponent}`;
+const meteringSources = ['scrape', 'agent'] as const;
+/** What each metering source adds ("apiVersion Kind name"); the agent component swaps the first for the second. */
+const sourceResources = {
+  scrape: [
+    'serving.knative.dev/v1 Service scrape',
+    'sources.knative.dev/v1 PingSource scrape-tick',
+    'eventing.knative.dev/v1 Trigger scrape-tick',
+    'sources.knative.dev/v1 SinkBinding scrape-events',
+    'v1 ServiceAccount faas-billing-scrape',
+    'rbac.authorization.k8s.io/v1 ClusterRoleBinding faas-billing-scrape',
+  ],
+  agent: ['apps/v1 DaemonSet billing-agent', 'v1 ServiceAccount billing-agent', 'rbac.authorization.k8s.io/v1 ClusterRoleBinding faas-billing-agent'],
+};
+const resourceId = (doc: K8sObject): string => `${doc.apiVersion} ${doc.kind} ${doc.metadata.name}`;
 
 function parseDocs(text: string, from: string): K8sObject[] {
   return parseAllDocuments(text).flatMap((document, index) => {
@@ -36,10 +55,10 @@ function parseDocs(text: string, from: string): K8sObject[] {
   });
 }
 
-function kustomize(dir: string): K8sObject[] {
+function kustomize(dir: string, components: readonly string[] = []): K8sObject[] {
   assert.ok(kubectl, 'kubectl is needed for `kubectl kustomize` (.ci/run installs it)');
-  const run = spawnSync(kubectl, ['kustomize', path.join(root, dir)], { encoding: 'utf8' });
-  assert.equal(run.status, 0, `kubectl kustomize ${dir}: ${run.stderr}`);
+  const run = kubectlKustomize(kubectl, path.join(root, dir), components.map((c) => path.join(root, c)));
+  assert.equal(run.status, 0, `kubectl kustomize ${dir} ${components.join(' ')}: ${run.stderr}`);
   return parseDocs(run.stdout, dir);
 }
 
@@ -168,6 +187,9 @@ describe('packaging and deployment (deploy/, scripts/, docker-compose.yml)', fun
     return docs;
   };
   const kustomizations = ['deploy/base', 'deploy/overlays/local', 'deploy/overlays/production', 'deploy/monitoring'];
+  /** The kustomizations that deploy a metering source: the scraper, or with the agent component the agent. */
+  const metered = ['deploy/base', ...overlays.map((o) => `deploy/overlays/${o}`)];
+  const renders = [...kustomizations, ...metered.map(withAgent)];
 
   describe('kustomize', () => {
     for (const dir of kustomizations) {
@@ -177,11 +199,16 @@ describe('packaging and deployment (deploy/, scripts/, docker-compose.yml)', fun
         rendered.set(dir, docs);
       });
     }
+    for (const dir of metered) {
+      it(`\`kubectl kustomize\` of ${dir} with the component ${agentComponent} succeeds`, () => {
+        rendered.set(withAgent(dir), kustomize(dir, [agentComponent]));
+      });
+    }
 
     it('every rendered document is valid against its CRD schema (Knative) or its core / Prometheus Operator schema', () => {
       const crds = loadCrdValidator(knativeCrdDir);
       const problems: string[] = [];
-      for (const dir of kustomizations) {
+      for (const dir of renders) {
         for (const doc of renderedOf(dir)) {
           const key = `${doc.apiVersion}/${doc.kind}`;
           const where = `${dir}: ${doc.kind} ${doc.metadata.name}`;
@@ -204,7 +231,7 @@ describe('packaging and deployment (deploy/, scripts/, docker-compose.yml)', fun
       assert.ok(backup && isRecord(backup.spec));
       delete backup.spec.jobTemplate;
       assert.match(validateModel(backup).join('\n'), /jobTemplate/);
-      const agent = structuredClone(find(local, 'DaemonSet', 'billing-agent'));
+      const agent = structuredClone(find(renderedOf(withAgent('deploy/overlays/local')), 'DaemonSet', 'billing-agent'));
       assert.ok(agent && isRecord(agent.spec));
       delete agent.spec.selector;
       assert.match(validateModel(agent).join('\n'), /selector/);
@@ -223,63 +250,101 @@ describe('packaging and deployment (deploy/, scripts/, docker-compose.yml)', fun
     });
   });
 
+  describe('metering sources: the scraper by default, the billing agent instead with its component', () => {
+    /** The resources only in `a`, by "apiVersion Kind name". */
+    const onlyIn = (a: K8sObject[], b: K8sObject[]): string[] => {
+      const inB = new Set(b.map(resourceId));
+      return a.map(resourceId).filter((id) => !inB.has(id)).sort();
+    };
+
+    for (const dir of metered) {
+      it(`${dir}: the scraper and no DaemonSet; with the component the billing agent and none of the scraper, all else unchanged`, () => {
+        const scraped = renderedOf(dir);
+        const agent = renderedOf(withAgent(dir));
+        assert.deepEqual(scraped.filter((d) => d.kind === 'DaemonSet'), [], 'no billing agent by default');
+        assert.deepEqual(onlyIn(scraped, agent), [...sourceResources.scrape].sort());
+        assert.deepEqual(onlyIn(agent, scraped), [...sourceResources.agent].sort());
+        assert.deepEqual(agent.filter((d) => d.kind === 'DaemonSet').map(resourceId), ['apps/v1 DaemonSet billing-agent']);
+        const byId = new Map(scraped.map((d) => [resourceId(d), d]));
+        for (const doc of agent) {
+          const before = byId.get(resourceId(doc));
+          if (before) assert.deepEqual(doc, before, `${resourceId(doc)} is unchanged by the component`);
+          // The component's own resources get the namespace and labels of the rest.
+          else if (doc.kind !== 'ClusterRoleBinding') assert.equal(doc.metadata.namespace, 'faas-billing', resourceId(doc));
+          assert.equal(doc.metadata.labels?.['app.kubernetes.io/part-of'], 'faas-billing', resourceId(doc));
+        }
+      });
+    }
+  });
+
   describe('overlays', () => {
     for (const overlay of overlays) {
-      describe(overlay, () => {
-        const docs = () => renderedOf(`deploy/overlays/${overlay}`);
+      for (const source of meteringSources) {
+        describe(`${overlay}, metering source ${source}`, () => {
+          const dir = `deploy/overlays/${overlay}`;
+          const docs = () => renderedOf(source === 'agent' ? withAgent(dir) : dir);
+          const functions = source === 'agent' ? servedByUs.filter((name) => name !== 'scrape') : servedByUs;
 
-        it('every function and the API is a Knative Service with scale annotations on the template, probes and resources', () => {
-          const services = ksvcsOf(docs());
-          assert.deepEqual(services.map((s) => s.metadata.name).sort(), servedByUs);
-          for (const service of services) {
-            const name = service.metadata.name;
-            const annotations = service.spec.template.metadata.annotations;
-            const min = Number(annotations['autoscaling.knative.dev/min-scale']);
-            const max = Number(annotations['autoscaling.knative.dev/max-scale']);
-            assert.ok(Number.isInteger(min) && Number.isInteger(max) && min >= 0 && max >= Math.max(1, min), `${name}: min-scale ${min}, max-scale ${max}`);
-            assert.match(annotations['autoscaling.knative.dev/target'] ?? '', /^[1-9]\d*$/, `${name}: a target`);
-            if (name !== 'api') assert.equal(min, 0, `${name}: a stage scales to zero`);
-            const [c] = service.spec.template.spec.containers;
-            assert.ok(c);
-            assert.deepEqual([c.livenessProbe.httpGet.path, c.readinessProbe.httpGet.path], ['/health/liveness', '/health/readiness']);
-            assert.ok(quantity(c.resources.requests.cpu) <= quantity(c.resources.limits.cpu), `${name}: cpu request ≤ limit`);
-            assert.ok(quantity(c.resources.requests.memory) <= quantity(c.resources.limits.memory), `${name}: memory request ≤ limit`);
-          }
-        });
-
-        it('scripts/deploy-all.sh puts the image it pushed into every container of ours and changes nothing else', () => {
-          const env = { REGISTRY: 'localhost:5999', TAG: 'test-tag' };
-          const printed = deployAllPrint(overlay, env);
-          assert.equal(printed.status, 0, printed.stderr);
-          const pushed = 'localhost:5999/faas-billing:test-tag';
-          const before = docs();
-          assert.equal(printed.docs.length, before.length);
-          const ours = new Set<string>();
-          printed.docs.forEach((doc, i) => {
-            const original = before[i];
-            assert.ok(original);
-            const was = imagesOf(original);
-            const now = imagesOf(doc);
-            assert.deepEqual(now.map((x) => x.at), was.map((x) => x.at));
-            was.forEach(({ image }, j) => {
-              const isOurs = /(^|\/)faas-billing(:[\w.-]+)?$/.test(image);
-              if (isOurs) ours.add(`${doc.kind}/${doc.metadata.name}`);
-              assert.equal(now[j]?.image, isOurs ? pushed : image, `${doc.kind} ${doc.metadata.name}: ${image}`);
-            });
-            // Apart from images, the document is what the overlay rendered.
-            const withoutImages = (value: unknown): string => JSON.stringify(value, (key, v: unknown) => (key === 'image' ? undefined : v));
-            assert.equal(withoutImages(doc), withoutImages(original));
+          it('every function and the API is a Knative Service with scale annotations on the template, probes and resources', () => {
+            const services = ksvcsOf(docs());
+            assert.deepEqual(services.map((s) => s.metadata.name).sort(), functions);
+            for (const service of services) {
+              const name = service.metadata.name;
+              const annotations = service.spec.template.metadata.annotations;
+              const min = Number(annotations['autoscaling.knative.dev/min-scale']);
+              const max = Number(annotations['autoscaling.knative.dev/max-scale']);
+              assert.ok(Number.isInteger(min) && Number.isInteger(max) && min >= 0 && max >= Math.max(1, min), `${name}: min-scale ${min}, max-scale ${max}`);
+              assert.match(annotations['autoscaling.knative.dev/target'] ?? '', /^[1-9]\d*$/, `${name}: a target`);
+              if (name !== 'api') assert.equal(min, 0, `${name}: a stage scales to zero`);
+              const [c] = service.spec.template.spec.containers;
+              assert.ok(c);
+              assert.deepEqual([c.livenessProbe.httpGet.path, c.readinessProbe.httpGet.path], ['/health/liveness', '/health/readiness']);
+              assert.ok(quantity(c.resources.requests.cpu) <= quantity(c.resources.limits.cpu), `${name}: cpu request ≤ limit`);
+              assert.ok(quantity(c.resources.requests.memory) <= quantity(c.resources.limits.memory), `${name}: memory request ≤ limit`);
+            }
           });
-          // Every Knative Service, the migration Job and the billing agent's DaemonSet run our image.
-          assert.deepEqual([...ours].sort(), [...servedByUs.map((name) => `Service/${name}`), 'Job/faas-billing-migrate', 'DaemonSet/billing-agent'].sort());
+
+          it('scripts/deploy-all.sh puts the image it pushed into every container of ours and changes nothing else', () => {
+            const env = { REGISTRY: 'localhost:5999', TAG: 'test-tag', METERING_SOURCE: source };
+            const printed = deployAllPrint(overlay, env);
+            assert.equal(printed.status, 0, printed.stderr);
+            const pushed = 'localhost:5999/faas-billing:test-tag';
+            const before = docs();
+            assert.equal(printed.docs.length, before.length);
+            const ours = new Set<string>();
+            printed.docs.forEach((doc, i) => {
+              const original = before[i];
+              assert.ok(original);
+              const was = imagesOf(original);
+              const now = imagesOf(doc);
+              assert.deepEqual(now.map((x) => x.at), was.map((x) => x.at));
+              was.forEach(({ image }, j) => {
+                const isOurs = /(^|\/)faas-billing(:[\w.-]+)?$/.test(image);
+                if (isOurs) ours.add(`${doc.kind}/${doc.metadata.name}`);
+                assert.equal(now[j]?.image, isOurs ? pushed : image, `${doc.kind} ${doc.metadata.name}: ${image}`);
+              });
+              // Apart from images, the document is what the overlay rendered.
+              const withoutImages = (value: unknown): string => JSON.stringify(value, (key, v: unknown) => (key === 'image' ? undefined : v));
+              assert.equal(withoutImages(doc), withoutImages(original));
+            });
+            // Every Knative Service, the migration Job and the billing agent's DaemonSet (when deployed) run our image.
+            const agent = source === 'agent' ? ['DaemonSet/billing-agent'] : [];
+            assert.deepEqual([...ours].sort(), [...functions.map((name) => `Service/${name}`), 'Job/faas-billing-migrate', ...agent].sort());
+          });
         });
-      });
+      }
     }
 
     it('deploy-all.sh --print refuses an overlay that does not exist, with a clear message', () => {
       const printed = deployAllPrint('staging', {});
       assert.notEqual(printed.status, 0);
       assert.match(printed.stderr, /no overlay deploy\/overlays\/staging/);
+    });
+
+    it('deploy-all.sh --print refuses a metering source other than scrape or agent', () => {
+      const printed = deployAllPrint('local', { METERING_SOURCE: 'both' });
+      assert.notEqual(printed.status, 0);
+      assert.match(printed.stderr, /METERING_SOURCE is scrape or agent, not both/);
     });
 
     it('local: the localhost:5000 registry, PostgreSQL and Redis in the cluster, the example Secrets', () => {
@@ -576,6 +641,57 @@ describe('packaging and deployment (deploy/, scripts/, docker-compose.yml)', fun
       assert.ok(shellcheck, 'shellcheck is needed (.ci/run installs Debian shellcheck)');
       const run = spawnSync(shellcheck, ['--severity=style', ...scripts.map((s) => path.join(root, 'scripts', s))], { encoding: 'utf8' });
       assert.equal(run.status, 0, run.stdout + run.stderr);
+    });
+
+    describe('deploy-all.sh against a stand-in kubectl (renders with the real one, records every other call)', () => {
+      const fakeKubectl = [
+        '#!/usr/bin/env bash',
+        'set -euo pipefail',
+        'if [ "$1" = kustomize ]; then exec "$REAL_KUBECTL" "$@"; fi',
+        'echo "$*" >>"$KUBECTL_LOG"',
+        'if [ "$*" = "apply -f -" ]; then cat >>"$KUBECTL_APPLIED"; fi',
+        '',
+      ].join('\n');
+      /** The kubectl resource names deploy-all.sh deletes, as "apiVersion Kind". */
+      const kindOfResource: Record<string, string> = {
+        'services.serving.knative.dev': 'serving.knative.dev/v1 Service',
+        'pingsources.sources.knative.dev': 'sources.knative.dev/v1 PingSource',
+        'triggers.eventing.knative.dev': 'eventing.knative.dev/v1 Trigger',
+        'sinkbindings.sources.knative.dev': 'sources.knative.dev/v1 SinkBinding',
+        serviceaccount: 'v1 ServiceAccount',
+        clusterrolebinding: 'rbac.authorization.k8s.io/v1 ClusterRoleBinding',
+        daemonset: 'apps/v1 DaemonSet',
+      };
+      let bin = '';
+      before(() => {
+        bin = mkdtempSync(path.join(tmpdir(), 'fb-kubectl-'));
+        writeFileSync(path.join(bin, 'kubectl'), fakeKubectl, { mode: 0o755 });
+      });
+      after(() => rmSync(bin, { recursive: true, force: true }));
+
+      for (const source of meteringSources) {
+        const other = source === 'agent' ? 'scrape' : 'agent';
+        it(`METERING_SOURCE=${source}: deletes the other source's (${other}) before applying, waits for the agent's DaemonSet only if it deploys it`, () => {
+          assert.ok(kubectl);
+          const log = path.join(bin, `${source}.log`);
+          const applied = path.join(bin, `${source}.yaml`);
+          const env = { REGISTRY: 'localhost:5999', TAG: 'test-tag', METERING_SOURCE: source };
+          const run = spawnSync('bash', [path.join(root, 'scripts/deploy-all.sh'), 'local'], {
+            encoding: 'utf8',
+            env: { ...process.env, ...env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`, SKIP_BUILD: '1', REAL_KUBECTL: kubectl, KUBECTL_LOG: log, KUBECTL_APPLIED: applied },
+          });
+          assert.equal(run.status, 0, run.stderr);
+          const calls = readFileSync(log, 'utf8').trim().split('\n');
+          const deleted = calls.filter((c) => c.startsWith('delete --namespace faas-billing --ignore-not-found '));
+          assert.equal(deleted.length, 1, calls.join('\n'));
+          const names = (deleted[0] ?? '').split(' ').slice(4);
+          assert.deepEqual(names.map((n) => `${kindOfResource[n.split('/')[0] ?? ''] ?? n} ${n.split('/')[1]}`).sort(), [...sourceResources[other]].sort());
+          assert.ok(calls.indexOf(deleted[0] ?? '') < calls.lastIndexOf('apply -f -'), 'the other source goes first');
+          assert.deepEqual(parseDocs(readFileSync(applied, 'utf8'), applied), deployAllPrint('local', env).docs);
+          assert.equal(calls.includes('rollout status daemonset/billing-agent --namespace faas-billing --timeout=300s'), source === 'agent');
+          assert.match(run.stdout, new RegExp(`metering source: ${source}\\)`));
+        });
+      }
     });
 
     it('shellcheck does flag a script with an unquoted expansion (the check is live)', () => {

@@ -6,11 +6,12 @@
  * state are checked: routing (src/contract/routing.ts) against the Triggers, func.yaml against the
  * Knative Services and Triggers, and every env var against the config schema.
  *
- * The kustomizations are rendered by a small renderer below (resources, namespace, labels), so the
- * test needs no kubectl; when kubectl is on PATH its `kubectl kustomize` output is compared too.
+ * The kustomizations are rendered by a small renderer below (resources, components, delete
+ * patches, namespace, labels), so the test needs no kubectl; when kubectl is on PATH its `kubectl
+ * kustomize` output is compared too. deploy/base is also rendered with the agent component
+ * (deploy/components/agent), which swaps the queue-proxy scraper for the billing agent.
  */
 import assert from 'node:assert/strict';
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,12 +32,13 @@ import {
 } from '../src/contract/routing.js';
 import { scrapeConfigSchema } from '../src/metering/scrape-config.js';
 import { configSchema, loadConfig } from '../src/runtime/config.js';
-import { findOnPath, isRecord, k8sObject, knativeCrdDir, loadCrdValidator, objectMeta, readYaml, type Json, type K8sObject } from './support/k8s.js';
+import { findOnPath, isRecord, k8sObject, knativeCrdDir, kubectlKustomize, loadCrdValidator, objectMeta, readYaml, type Json, type K8sObject } from './support/k8s.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const crdDir = knativeCrdDir;
 const eventingDir = path.join(root, 'eventing');
 const baseDir = path.join(root, 'deploy/base');
+const agentComponentDir = path.join(root, 'deploy/components/agent');
 
 // ---------------------------------------------------------------------------------------------
 // Reading and rendering
@@ -50,8 +52,8 @@ interface Rendered {
 
 /** The keys this renderer implements; anything else in a kustomization fails the test loudly. */
 const kustomizationSchema = z.strictObject({
-  apiVersion: z.literal('kustomize.config.k8s.io/v1beta1'),
-  kind: z.literal('Kustomization'),
+  apiVersion: z.enum(['kustomize.config.k8s.io/v1beta1', 'kustomize.config.k8s.io/v1alpha1']),
+  kind: z.enum(['Kustomization', 'Component']),
   namespace: z.string().optional(),
   labels: z
     .array(
@@ -63,12 +65,41 @@ const kustomizationSchema = z.strictObject({
     )
     .optional(),
   resources: z.array(z.string()),
+  components: z.array(z.string()).optional(),
+  /** Deletions only: each patch is one `$patch: delete` document. */
+  patches: z.array(z.strictObject({ patch: z.string() })).optional(),
+});
+const deletePatchSchema = z.strictObject({
+  $patch: z.literal('delete'),
+  apiVersion: z.string(),
+  kind: z.string(),
+  metadata: z.strictObject({ name: z.string() }),
 });
 const clusterScoped = new Set(['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding']);
 const idOf = (doc: K8sObject): string => `${doc.kind}/${doc.metadata.namespace ?? ''}/${doc.metadata.name}`;
 
-/** What `kustomize build dir` produces for the subset of kustomize the project uses. */
-function renderKustomization(dir: string): Rendered[] {
+/**
+ * What `kustomize build dir` produces for the subset of kustomize the project uses; with
+ * `components`, what it produces when the kustomization also lists them.
+ */
+function renderKustomization(dir: string, components: readonly string[] = []): Rendered[] {
+  const out: Rendered[] = [];
+  accumulate(dir, 'Kustomization', out, components);
+  const seen = new Map<string, string>();
+  for (const { doc, from } of out) {
+    const previous = seen.get(idOf(doc));
+    assert.equal(previous, undefined, `${idOf(doc)} is defined twice: ${previous} and ${from}`);
+    seen.set(idOf(doc), from);
+  }
+  return out;
+}
+
+/**
+ * Adds the resources of the kustomization (or Component) in `dir` to `out`, then applies its
+ * components, its delete patches and its namespace and labels. As in kustomize, a Kustomization
+ * starts from nothing while a Component works on what the kustomization listing it has so far.
+ */
+function accumulate(dir: string, kind: 'Kustomization' | 'Component', out: Rendered[], extraComponents: readonly string[] = []): void {
   const file = path.join(dir, 'kustomization.yaml');
   assert.ok(existsSync(file), `${path.relative(root, dir)} has no kustomization.yaml`);
   const parsed = kustomizationSchema.safeParse(readYaml(file)[0]);
@@ -76,7 +107,7 @@ function renderKustomization(dir: string): Rendered[] {
     throw new Error(`${path.relative(root, file)}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')} (extend the renderer in test/manifests.test.ts)`);
   }
   const kustomization = parsed.data;
-  const out: Rendered[] = [];
+  assert.equal(kustomization.kind, kind, `${path.relative(root, file)} is used as a ${kind}`);
   for (const resource of kustomization.resources) {
     const target = path.resolve(dir, resource);
     assert.ok(existsSync(target), `${path.relative(root, file)} lists ${resource}, which does not exist`);
@@ -91,17 +122,17 @@ function renderKustomization(dir: string): Rendered[] {
       out.push({ doc: result.data, from });
     });
   }
+  for (const component of [...(kustomization.components ?? []), ...extraComponents]) accumulate(path.resolve(dir, component), 'Component', out);
+  for (const { patch } of kustomization.patches ?? []) {
+    const target = deletePatchSchema.parse(parseAllDocuments(patch)[0]?.toJS());
+    const index = out.findIndex(({ doc }) => doc.apiVersion === target.apiVersion && doc.kind === target.kind && doc.metadata.name === target.metadata.name);
+    assert.ok(index >= 0, `${path.relative(root, file)} deletes ${target.kind} ${target.metadata.name}, which is not there`);
+    out.splice(index, 1);
+  }
   for (const { doc } of out) {
     if (kustomization.namespace && !clusterScoped.has(doc.kind)) doc.metadata.namespace = kustomization.namespace;
     for (const { pairs } of kustomization.labels ?? []) doc.metadata.labels = { ...doc.metadata.labels, ...pairs };
   }
-  const seen = new Map<string, string>();
-  for (const { doc, from } of out) {
-    const previous = seen.get(idOf(doc));
-    assert.equal(previous, undefined, `${idOf(doc)} is defined twice: ${previous} and ${from}`);
-    seen.set(idOf(doc), from);
-  }
-  return out;
 }
 
 
@@ -348,6 +379,7 @@ const haveCrds = existsSync(crdDir);
 
 describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs absent at test/fixtures/k8s-schemas/knative: explicit checks only)', () => {
   const base = renderKustomization(baseDir);
+  const withAgent = renderKustomization(baseDir, [agentComponentDir]);
   const eventingOnly = renderKustomization(eventingDir);
   const eventing = eventingOf(base);
   const ofKind = (kind: string) => base.filter((r) => r.doc.kind === kind);
@@ -391,12 +423,13 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
 
     if (kubectl) {
       it('the renderer agrees with `kubectl kustomize` (kubectl is on PATH)', () => {
-        for (const [dir, ours] of [
-          [baseDir, base],
-          [eventingDir, eventingOnly],
+        for (const [dir, ours, components] of [
+          [baseDir, base, []],
+          [baseDir, withAgent, [agentComponentDir]],
+          [eventingDir, eventingOnly, []],
         ] as const) {
-          const run: SpawnSyncReturns<string> = spawnSync(kubectl, ['kustomize', dir], { encoding: 'utf8' });
-          assert.equal(run.status, 0, `kubectl kustomize ${path.relative(root, dir)}: ${run.stderr}`);
+          const run = kubectlKustomize(kubectl, dir, components);
+          assert.equal(run.status, 0, `kubectl kustomize ${path.relative(root, dir)} ${components.join(' ')}: ${run.stderr}`);
           const theirs = parseAllDocuments(run.stdout).map((d) => k8sObject.parse(d.toJS()));
           const byId = (docs: K8sObject[]) => Object.fromEntries(docs.map((doc) => [idOf(doc), doc]));
           assert.deepEqual(byId(ours.map((r) => r.doc)), byId(theirs));
@@ -408,7 +441,7 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
   if (haveCrds) {
     describe('against the upstream Knative CRD schemas', () => {
       const crds = loadCrdValidator(crdDir);
-      const knativeDocs = [...base, ...eventingOnly].filter((r) => crds.groups.has(r.doc.apiVersion.split('/')[0] ?? ''));
+      const knativeDocs = [...base, ...withAgent, ...eventingOnly].filter((r) => crds.groups.has(r.doc.apiVersion.split('/')[0] ?? ''));
 
       it('has schemas for Broker, Trigger, PingSource, Service and SinkBinding', () => {
         for (const kind of [
@@ -433,7 +466,7 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
 
       it('every rendered document is a core kind or has a CRD', () => {
         const core = new Set(['v1/Namespace', 'v1/ConfigMap', 'v1/Secret', 'v1/Service', 'v1/PersistentVolumeClaim', 'apps/v1/StatefulSet', 'batch/v1/Job', 'batch/v1/CronJob', 'v1/ServiceAccount', 'apps/v1/DaemonSet', 'rbac.authorization.k8s.io/v1/Role', 'rbac.authorization.k8s.io/v1/RoleBinding', 'rbac.authorization.k8s.io/v1/ClusterRole', 'rbac.authorization.k8s.io/v1/ClusterRoleBinding']);
-        for (const { doc, from } of base) {
+        for (const { doc, from } of [...base, ...withAgent]) {
           assert.ok(core.has(`${doc.apiVersion}/${doc.kind}`) || crds.kinds.has(`${doc.apiVersion}/${doc.kind}`), `${from}: ${doc.apiVersion}/${doc.kind} is neither`);
         }
       });
@@ -683,16 +716,20 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
     });
   });
 
-  describe('metering sources: the scraper and the billing agent', () => {
+  describe('metering sources: the scraper (deploy/base) or the billing agent (with deploy/components/agent)', () => {
     const rbacRef = z.looseObject({ kind: z.string(), name: z.string(), namespace: z.string().optional() });
     const binding = z.looseObject({ metadata: objectMeta, roleRef: z.looseObject({ kind: z.string(), name: z.string() }), subjects: z.array(rbacRef) });
     const role = z.looseObject({ metadata: objectMeta, rules: z.array(z.strictObject({ apiGroups: z.array(z.string()), resources: z.array(z.string()), verbs: z.array(z.string()) })) });
     const podSpec = z.looseObject({ serviceAccountName: z.string() });
-    const bindings = ofKind('ClusterRoleBinding').map((r) => view(binding, r));
-    const clusterRoles = ofKind('ClusterRole').map((r) => view(role, r));
-    const accounts = ofKind('ServiceAccount').map((r) => r.doc.metadata);
-    /** What the ClusterRoles bound to a ServiceAccount grant, as "group/resource": sorted verbs. */
-    const grantsOf = (account: string): Record<string, string> => {
+    const renders = { 'deploy/base': base, 'deploy/base with the agent component': withAgent };
+    const rbacOf = (rendered: Rendered[]) => ({
+      bindings: rendered.filter((r) => r.doc.kind === 'ClusterRoleBinding').map((r) => view(binding, r)),
+      clusterRoles: rendered.filter((r) => r.doc.kind === 'ClusterRole').map((r) => view(role, r)),
+      accounts: rendered.filter((r) => r.doc.kind === 'ServiceAccount').map((r) => r.doc.metadata),
+    });
+    /** What the ClusterRoles bound to a ServiceAccount grant in a render, as "group/resource": sorted verbs. */
+    const grantsOf = (rendered: Rendered[], account: string): Record<string, string> => {
+      const { bindings, clusterRoles } = rbacOf(rendered);
       const grants: Record<string, string> = {};
       for (const b of bindings.filter((x) => x.subjects.some((s) => s.kind === 'ServiceAccount' && s.name === account && s.namespace === billingNamespace))) {
         const bound = clusterRoles.find((r) => b.roleRef.kind === 'ClusterRole' && r.metadata.name === b.roleRef.name);
@@ -700,31 +737,44 @@ describe(haveCrds ? 'deployment manifests' : 'deployment manifests (Knative CRDs
       }
       return grants;
     };
-    const serviceAccountOf = (kind: string, name: string): string => {
-      const found = base.find((r) => r.doc.kind === kind && r.doc.metadata.name === name);
-      assert.ok(found, `${kind} ${name} is in deploy/base`);
+    const serviceAccountOf = (rendered: Rendered[], kind: string, name: string): string => {
+      const found = rendered.find((r) => r.doc.kind === kind && r.doc.metadata.name === name);
+      assert.ok(found, `${kind} ${name} is rendered`);
       const spec = z.looseObject({ spec: z.looseObject({ template: z.looseObject({ spec: podSpec }) }) }).parse(found.doc);
       return spec.spec.template.spec.serviceAccountName;
     };
+    const has = (rendered: Rendered[], kind: string, name: string): boolean => rendered.some((r) => r.doc.kind === kind && r.doc.metadata.name === name);
 
-    it('every ClusterRoleBinding binds a ClusterRole and ServiceAccounts that deploy/base defines', () => {
-      assert.ok(bindings.length > 0);
-      for (const b of bindings) {
-        assert.ok(clusterRoles.some((r) => b.roleRef.kind === 'ClusterRole' && r.metadata.name === b.roleRef.name), `${b.metadata.name}: no ClusterRole ${b.roleRef.name}`);
-        for (const s of b.subjects) assert.ok(s.kind === 'ServiceAccount' && accounts.some((a) => a.name === s.name && a.namespace === s.namespace), `${b.metadata.name}: no ServiceAccount ${s.namespace ?? ''}/${s.name}`);
-      }
+    it('deploy/base meters with the scraper alone; the agent component swaps it for the billing agent', () => {
+      const scraper = [['Service', 'scrape'], ['PingSource', 'scrape-tick'], ['Trigger', 'scrape-tick'], ['SinkBinding', 'scrape-events']] as const;
+      assert.deepEqual(scraper.filter(([kind, name]) => !has(base, kind, name)), [], 'deploy/base has the scraper');
+      assert.ok(!base.some((r) => r.doc.kind === 'DaemonSet'), 'deploy/base has no billing agent');
+      assert.deepEqual(scraper.filter(([kind, name]) => has(withAgent, kind, name)), [], 'the component removes the scraper');
+      assert.ok(has(withAgent, 'DaemonSet', 'billing-agent'), 'the component adds the billing agent');
     });
+
+    for (const [name, rendered] of Object.entries(renders)) {
+      it(`${name}: every ClusterRoleBinding binds a ClusterRole and ServiceAccounts that the render defines`, () => {
+        const { bindings, clusterRoles, accounts } = rbacOf(rendered);
+        assert.ok(bindings.length > 0);
+        for (const b of bindings) {
+          assert.ok(clusterRoles.some((r) => b.roleRef.kind === 'ClusterRole' && r.metadata.name === b.roleRef.name), `${b.metadata.name}: no ClusterRole ${b.roleRef.name}`);
+          for (const s of b.subjects) assert.ok(s.kind === 'ServiceAccount' && accounts.some((a) => a.name === s.name && a.namespace === s.namespace), `${b.metadata.name}: no ServiceAccount ${s.namespace ?? ''}/${s.name}`);
+        }
+      });
+    }
 
     it('the scrape Service and the billing agent read pods and Revisions, read-only, through one shared ClusterRole', () => {
       const readOnly = { '/pods': 'get,list,watch', 'serving.knative.dev/revisions': 'get,list,watch' };
-      const scrape = serviceAccountOf('Service', 'scrape');
-      const agent = serviceAccountOf('DaemonSet', 'billing-agent');
+      const scrape = serviceAccountOf(base, 'Service', 'scrape');
+      const agent = serviceAccountOf(withAgent, 'DaemonSet', 'billing-agent');
       assert.notEqual(scrape, agent, 'each has its own identity');
-      assert.deepEqual(grantsOf(scrape), readOnly);
-      assert.deepEqual(grantsOf(agent), readOnly);
-      assert.equal(clusterRoles.length, 1, 'the role is shared, not duplicated');
+      assert.deepEqual(grantsOf(base, scrape), readOnly);
+      assert.deepEqual(grantsOf(withAgent, agent), readOnly);
+      assert.deepEqual(grantsOf(withAgent, scrape), {}, 'the scraper’s binding goes with it');
+      for (const rendered of Object.values(renders)) assert.equal(rbacOf(rendered).clusterRoles.length, 1, 'the role is shared, not duplicated');
       // and an account bound to nothing is granted nothing
-      assert.deepEqual(grantsOf('faas-billing-api'), {});
+      assert.deepEqual(grantsOf(base, 'faas-billing-api'), {});
     });
 
     it('a SinkBinding gives the scrape Service K_SINK, the Broker', () => {

@@ -42,6 +42,8 @@ describe('billing agent', function () {
   let sink: TestSink;
   let agent: BillingAgent;
   let registry: Registry;
+  /** The agent's environment; each test's agent takes it with AGENT_DEFAULT_TENANT=demo. */
+  let env: Record<string, string>;
   const agentStart = new Date(Date.now() - 10 * 60_000);
   const at = (minutes: number) => new Date(agentStart.getTime() + minutes * 60_000);
   // Pod uids and container ids, and where each driver puts their cgroups.
@@ -76,17 +78,21 @@ describe('billing agent', function () {
     await writeCgroup(systemdDir('burstable', newUid, 'waiter-new0123456789abcdef'), { currentBytes: 40 * mib, peakBytes: 41 * mib, usageUsec: 100_000 });
     await writeCgroup(cgroupfsDir('besteffort', helloUid, 'hello-new0123456789abcdef'), { currentBytes: 30 * mib, peakBytes: 35 * mib, usageUsec: 250_000 });
     registry = new Registry();
-    const config = agentConfigSchema.parse({
+    env = {
       AGENT_NODE_NAME: 'node-1',
       AGENT_CGROUP_ROOT: root,
       AGENT_POD_METRICS_URL: `${cluster.url}/pods/{namespace}/{name}/metrics`,
       KUBERNETES_API_URL: cluster.url,
       K_SINK: sink.url,
       AGENT_SINK_MODE: 'batch',
-      AGENT_DEFAULT_TENANT: 'demo',
-    });
-    agent = new BillingAgent({ config, cluster: connectKubernetes(config.KUBERNETES_API_URL), registry, startedAt: agentStart });
+    };
+    agent = startAgent({ ...env, AGENT_DEFAULT_TENANT: 'demo' });
   });
+
+  const startAgent = (environment: Record<string, string>): BillingAgent => {
+    const config = agentConfigSchema.parse(environment);
+    return new BillingAgent({ config, cluster: connectKubernetes(config.KUBERNETES_API_URL), registry, startedAt: agentStart });
+  };
 
   afterEach(async () => {
     await agent.close();
@@ -142,6 +148,22 @@ describe('billing agent', function () {
     await agent.sample(at(3));
     await agent.emitter.flush();
     assert.equal(sink.events.length, 4);
+  });
+
+  it('without AGENT_DEFAULT_TENANT, a pod without the tenant label is not metered, and the labelled pod beside it is', async () => {
+    await agent.close();
+    registry = new Registry();
+    agent = startAgent(env);
+    // hello-new (no faasbilling.dev/tenant label) served 4 requests: nobody to bill.
+    const first = await agent.sample(at(1));
+    assert.deepEqual([first.pods, first.reports.length], [3, 0]);
+    // Then it serves 5 more, and the labelled waiter-old 5 beyond its baseline of 10.
+    cluster.podMetrics.set('shop/hello-new', exposition('hello-new', 'hello-00001', 9));
+    cluster.podMetrics.set('shop/waiter-old', exposition('waiter-old', 'waiter-00001', 15));
+    await agent.sample(at(2));
+    await agent.emitter.flush();
+    assert.deepEqual(Object.keys(reports(sink.events)), ['waiter-old ok']);
+    assert.deepEqual(reports(sink.events)['waiter-old ok'], { tenant: 'acme', service: 'waiter', revision: 'waiter-00001', invocations: 5, duration_ms: 250, memory_mb: 80, cpu_ms: 0, cold_start: false });
   });
 
   it('counts pods whose cgroup or metrics it cannot read, and reports the rest', async () => {

@@ -1,5 +1,5 @@
 /**
- * Entry point of the billing agent (deploy/agent: one pod per node). Samples every
+ * Entry point of the billing agent (deploy/components/agent: one pod per node). Samples every
  * AGENT_INTERVAL_SECONDS, on interval boundaries, and serves /metrics, /health/liveness and
  * /health/readiness on PORT. SIGTERM sends what is queued, then exits.
  */

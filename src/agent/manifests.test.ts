@@ -1,8 +1,9 @@
 /**
- * deploy/agent against the code: the DaemonSet's environment is a valid agent configuration, it
- * runs as the ServiceAccount bound to the shared ClusterRole (deploy/base/metering-reader.yaml),
- * and that role grants (read-only) exactly what the agent and the scraper read through the
- * Kubernetes API.
+ * deploy/components/agent against the code: the DaemonSet's environment is a valid agent
+ * configuration, it runs as the ServiceAccount bound to the shared ClusterRole
+ * (deploy/base/metering-reader.yaml), and that role grants (read-only) exactly what the agent and
+ * the scraper read through the Kubernetes API. (test/deploy.test.ts and test/manifests.test.ts
+ * render the component with deploy/base and the overlays.)
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -20,8 +21,8 @@ interface Doc {
 }
 const read = (file: string): Doc[] => parseAllDocuments(readFileSync(path.join(deployDir, file), 'utf8')).map((d) => d.toJS() as Doc);
 
-describe('deploy/agent manifests', () => {
-  const [daemonSet] = read('agent/daemonset.yaml') as unknown as [
+describe('deploy/components/agent manifests', () => {
+  const [daemonSet] = read('components/agent/daemonset.yaml') as unknown as [
     {
       spec: {
         template: {
@@ -33,7 +34,7 @@ describe('deploy/agent manifests', () => {
       };
     },
   ];
-  const rbac = [...read('agent/rbac.yaml'), ...read('base/metering-reader.yaml')];
+  const rbac = [...read('components/agent/rbac.yaml'), ...read('base/metering-reader.yaml')];
 
   it('sets a valid agent configuration, the node from the downward API and the cgroup root it mounts read-only', () => {
     const container = daemonSet.spec.template.spec.containers[0]!;

@@ -3,9 +3,11 @@
  * test/deploy.test.ts: YAML documents, the object envelope, the upstream Knative CRD schemas
  * (test/fixtures/k8s-schemas/knative, copied from the shared CRD folder with their provenance)
  * with unknown fields rejected as the API server does, and the core Kubernetes and Prometheus
- * Operator schemas of kubernetes-models.
+ * Operator schemas of kubernetes-models; `kubectl kustomize` of a directory with components added.
  */
-import { accessSync, constants, readFileSync, readdirSync } from 'node:fs';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { accessSync, constants, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
@@ -52,6 +54,24 @@ export function findOnPath(command: string): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * `kubectl kustomize dir`, or, with `components`, of a temporary kustomization that takes `dir`
+ * as its resource and adds them (what scripts/deploy-all.sh renders for METERING_SOURCE=agent).
+ * kustomize refuses absolute paths, so both are named relative to the temporary directory.
+ */
+export function kubectlKustomize(kubectl: string, dir: string, components: readonly string[] = []): SpawnSyncReturns<string> {
+  if (components.length === 0) return spawnSync(kubectl, ['kustomize', dir], { encoding: 'utf8' });
+  const wrapper = realpathSync(mkdtempSync(path.join(tmpdir(), 'kustomization-')));
+  try {
+    const relative = (target: string) => JSON.stringify(path.relative(wrapper, realpathSync(target)));
+    const lines = ['apiVersion: kustomize.config.k8s.io/v1beta1', 'kind: Kustomization', `resources: [${relative(dir)}]`, `components: [${components.map(relative).join(', ')}]`];
+    writeFileSync(path.join(wrapper, 'kustomization.yaml'), `${lines.join('\n')}\n`);
+    return spawnSync(kubectl, ['kustomize', wrapper], { encoding: 'utf8' });
+  } finally {
+    rmSync(wrapper, { recursive: true, force: true });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
