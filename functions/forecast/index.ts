@@ -20,7 +20,8 @@ import { createDb, pingDb, type Db } from '../../src/adapters/postgres.js';
 import { requireDatabaseUrl } from '../../src/runtime/config.js';
 import { defineFunction, type FunctionFactory, type FunctionRequest } from '../../src/runtime/function.js';
 import { createStageMetrics } from '../../src/runtime/metrics.js';
-import { AnomalyScanner, anomalyDetectedEvent, recordAnomalies } from '../../src/stages/anomalies.js';
+import { AnomalyScanner } from '../../src/stages/anomalies.js';
+import { anomalyDetectedEvent, recordAnomalies } from '../../src/stages/anomaly-outbox.js';
 import { Forecaster, UnknownForecastTenantError, forecastHorizons, type ForecastRequest } from '../../src/stages/forecast.js';
 
 /** The on-demand request body. */

@@ -1,10 +1,11 @@
 /**
  * Anomalies found by forecast runs, as an outbox (like budget alerts, migration 0012). One row per
- * incident: the key (tenant, service, metric, first abnormal hour) makes the same incident seen by
- * the next run the same row, whose details the run refreshes. `notified_at` is set once the
- * notifications function has handled it; until then every forecast run of the tenant announces it
- * again, so an anomaly whose event was lost is still announced, and notifications delivers each
- * one under its own id, so a repeat never reaches a webhook twice.
+ * incident: a later run that sees the incident continue (src/stages/anomaly-outbox.ts) updates
+ * its row, keeping `since`, and refreshes its details; the unique key catches two rows with the
+ * same first hour. `notified_at` is set once the notifications function has handled it; until
+ * then every forecast run of the tenant announces it again, so an anomaly whose event was lost is
+ * still announced, and notifications delivers each one under its own id, so a repeat never
+ * reaches a webhook twice.
  */
 import type { Knex } from 'knex';
 

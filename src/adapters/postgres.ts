@@ -36,5 +36,18 @@ export async function pingDb(db: Db): Promise<void> {
   await db.raw('select 1');
 }
 
+/**
+ * Holds a transaction-scoped advisory lock on each `faasbilling:<scope>:<key>` until commit or
+ * rollback. Locks are taken in hash order, so two transactions locking overlapping sets cannot
+ * deadlock.
+ */
+export async function lockKeys(trx: Knex.Transaction, scope: string, keys: readonly string[]): Promise<void> {
+  if (keys.length === 0) return;
+  await trx.raw(
+    `SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended(? || t, 0) AS k FROM unnest(?::text[]) t ORDER BY 1) s`,
+    [`faasbilling:${scope}:`, [...keys]],
+  );
+}
+
 /** The pg driver, for the few places that need a raw client. */
 export { pg };

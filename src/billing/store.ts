@@ -10,6 +10,7 @@ import type { ComposedBill, PricedLine, TenantCredit } from './compose.js';
 import { BillingServiceError } from './errors.js';
 import type { BudgetAlert } from '../contract/events.js';
 import type { StoredSegment } from './segments.js';
+import { lockKeys } from '../adapters/postgres.js';
 
 export type BillStatus = 'draft' | 'final' | 'paid';
 
@@ -98,11 +99,7 @@ export async function allTenants(db: Knex): Promise<TenantRow[]> {
 
 /** Serialises billing writes per tenant for the rest of the transaction (ids sorted: no deadlock). */
 export async function lockTenants(trx: Knex.Transaction, tenantIds: readonly string[]): Promise<void> {
-  if (tenantIds.length === 0) return;
-  await trx.raw(
-    `SELECT pg_advisory_xact_lock(k) FROM (SELECT hashtextextended('faasbilling:bill:' || t, 0) AS k FROM unnest(?::text[]) t ORDER BY 1) s`,
-    [[...tenantIds].sort()],
-  );
+  await lockKeys(trx, 'bill', tenantIds);
 }
 
 /** A bill's head: what a bill.generated event says about it. */

@@ -105,7 +105,7 @@ export const anomalyFinding = z.object({
   /** One sentence a person can act on. */
   explanation: z.string().optional(),
 });
-/** A stored anomaly as announced: the finding and its own id (one per tenant, service, metric and first hour). */
+/** A stored anomaly as announced: the finding and its own id (one per incident, however many runs saw it). */
 export const anomalyAlert = anomalyFinding.extend({
   /** The anomaly's own id: notifications delivers each anomaly once under it. */
   anomaly_id: z.string(),

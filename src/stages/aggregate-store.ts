@@ -8,6 +8,7 @@ import type { Knex } from 'knex';
 import { billedMbMsSql, type PlanRules } from '../core/pricing/index.js';
 import type { WindowSize } from '../core/windows/index.js';
 import type { RawWindowGroup, StoredWindow, WindowFigures } from './aggregate-state.js';
+import { lockKeys } from '../adapters/postgres.js';
 
 /** One dirty mark: a 5-minute UTC bucket of one series (tenant, service, revision). */
 export interface DirtyBucket {
@@ -78,11 +79,7 @@ export async function claimDirtyBuckets(trx: Knex.Transaction, limit: number, sh
  * Locks are taken in key order, so two aggregators cannot deadlock.
  */
 export async function lockSeries(trx: Knex.Transaction, revisionIds: readonly string[]): Promise<void> {
-  await trx.raw(
-    `SELECT count(pg_advisory_xact_lock(k)) FROM (
-       SELECT DISTINCT hashtextextended('faasbilling:aggregate:' || r, 0) AS k FROM unnest(?::text[]) r ORDER BY 1) s`,
-    [revisionIds as string[]],
-  );
+  await lockKeys(trx, 'aggregate', revisionIds);
 }
 
 /** Time zone (of the tenant) and allocated memory of each series. */

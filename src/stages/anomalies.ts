@@ -12,19 +12,18 @@
  * seen, so quiet hours are not mistaken for a drop.
  *
  * Each anomaly is explained (expected vs observed, since when, cost impact = the service's cost
- * over the anomaly's hours minus its expected cost) and identified by tenant, service, metric and
- * first hour: `recordAnomalies` stores it under that key in the `anomalies` outbox (migration
- * 0014), so the same incident seen by two runs is one anomaly, which notifications delivers once.
+ * over the anomaly's hours minus its expected cost). A scan sees only its window: an incident that
+ * began before it starts at the window's first hour. `recordAnomalies` (anomaly-outbox.ts) makes
+ * the runs that see one incident one stored anomaly, which notifications delivers once.
  */
 import { Decimal } from 'decimal.js';
 import { z } from 'zod';
 import type { Db } from '../adapters/postgres.js';
 import { PlanStore, type StoredPlan } from '../adapters/plans.js';
-import { EventType, anomalyDetectedData, eventSource, type AnomalyAlert, type AnomalyFinding } from '../contract/events.js';
+import type { AnomalyFinding } from '../contract/events.js';
 import { DAY_HOURS, WEEK_HOURS, detectAnomalies, type AnomalyOptions } from '../core/forecast/index.js';
 import { minorUnitDigits } from '../core/pricing/index.js';
 import { windowBoundsMs } from '../core/windows/index.js';
-import { CloudEvent } from 'cloudevents';
 
 /** The metrics scanned, with how their hours combine into an anomaly's expected/observed figure. */
 export const anomalyMetrics = ['invocations', 'duration_p95_ms', 'memory_mb', 'errors', 'cost'] as const;
@@ -33,7 +32,8 @@ const summed: Record<AnomalyMetric, boolean> = { invocations: true, duration_p95
 /** Smallest change worth an alert, per metric, in its unit (a handful of errors is not an incident). */
 const minimumChange: Record<AnomalyMetric, number> = { invocations: 10, duration_p95_ms: 50, memory_mb: 32, errors: 5, cost: 0 };
 
-const HOUR_MS = 3_600_000;
+/** An hour in milliseconds (the scan works on 1h windows). */
+export const HOUR_MS = 3_600_000;
 /** History before the examined window. */
 const HISTORY_HOURS = 4 * WEEK_HOURS;
 
@@ -85,87 +85,6 @@ const metricLabel: Record<AnomalyMetric, string> = {
 };
 
 const round = (v: number): number => Math.round(v * 1000) / 1000;
-
-/** The most anomalies one event carries; the rest wait for the next run (they stay unhandled). */
-export const MAX_ANOMALIES_PER_EVENT = 500;
-
-interface AnomalyRow {
-  id: string;
-  tenant_id: string;
-  service: string;
-  metric: string;
-  since: Date;
-  until: Date;
-  direction: 'spike' | 'drop';
-  score: number;
-  expected: number;
-  observed: number;
-  cost_impact: string;
-  currency: string;
-  explanation: string;
-}
-
-/**
- * Stores the anomalies a run found (one row per tenant, service, metric and first hour; a row seen
- * again gets the run's newer details) and returns the anomalies of `tenantIds` that notifications
- * has not handled yet (notified_at NULL), oldest first: the new ones and earlier ones whose
- * announcement was lost. At most MAX_ANOMALIES_PER_EVENT.
- */
-export async function recordAnomalies(db: Db, tenantIds: readonly string[], anomalies: readonly ServiceAnomaly[]): Promise<AnomalyAlert[]> {
-  if (tenantIds.length === 0) return [];
-  const rows = anomalies.map((a) => ({
-    tenant_id: a.tenant_id,
-    service: a.service,
-    metric: a.metric,
-    since: a.since,
-    until: a.until,
-    direction: a.direction,
-    score: a.score,
-    expected: a.expected,
-    observed: a.observed,
-    cost_impact: a.cost_impact,
-    currency: a.currency,
-    explanation: a.explanation,
-    last_seen_at: db.fn.now(),
-  }));
-  // 500 rows of 13 values stay far below PostgreSQL's 65535 parameters per statement.
-  for (let i = 0; i < rows.length; i += 500) {
-    await db('anomalies')
-      .insert(rows.slice(i, i + 500))
-      .onConflict(['tenant_id', 'service', 'metric', 'since'])
-      .merge(['until', 'direction', 'score', 'expected', 'observed', 'cost_impact', 'currency', 'explanation', 'last_seen_at']);
-  }
-  const unhandled = (await db('anomalies')
-    .select('id', 'tenant_id', 'service', 'metric', 'since', 'until', 'direction', 'score', 'expected', 'observed', 'cost_impact', 'currency', 'explanation')
-    .whereNull('notified_at')
-    .whereRaw('tenant_id = ANY(?::uuid[])', [[...tenantIds]])
-    .orderBy([{ column: 'detected_at' }, { column: 'id' }])
-    .limit(MAX_ANOMALIES_PER_EVENT)) as AnomalyRow[];
-  return unhandled.map((r) => {
-    const currency = r.currency.trim();
-    const digits = minorUnitDigits(currency);
-    return {
-      anomaly_id: String(r.id),
-      tenant_id: r.tenant_id,
-      service: r.service,
-      metric: r.metric,
-      score: Number(r.score),
-      expected: Number(r.expected),
-      observed: Number(r.observed),
-      since: r.since.toISOString(),
-      until: r.until.toISOString(),
-      direction: r.direction,
-      cost_impact: new Decimal(r.cost_impact).toFixed(digits),
-      currency,
-      explanation: r.explanation,
-    };
-  });
-}
-
-/** The reply of a run with unhandled anomalies: faasbilling.anomaly.detected.v1 listing them all. */
-export function anomalyDetectedEvent(anomalies: readonly AnomalyAlert[]): CloudEvent<unknown> {
-  return new CloudEvent({ type: EventType.anomalyDetected, source: eventSource('forecast'), data: anomalyDetectedData.parse({ anomalies }) });
-}
 
 /** Scans tenants' services for anomalies. */
 export class AnomalyScanner {

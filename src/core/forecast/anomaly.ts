@@ -19,8 +19,9 @@
  * `threshold` on the same side *and* differ from the expected value by at least `minRelative` of
  * it and at least `minAbsolute` (minimum duration and magnitude); a single ordinary hour between
  * two abnormal ones on the same side does not end the run. Each run is reported once, by its
- * first hour (`since`), which is what deduplicates alerts: the same incident seen by two runs has
- * the same start.
+ * first hour in the window (`since`): an incident that began before the window starts at the
+ * window's first hour, so telling that the runs of successive scans are one incident is left to
+ * the caller (src/stages/anomaly-outbox.ts).
  */
 import { robustScale } from './clean.js';
 import { forecastSeries } from './forecast.js';
