@@ -246,12 +246,18 @@ export class Forecaster {
       .orderBy('window_start')) as HourRow[];
     const first = rows[0];
     if (!first) return { history: [], deploys: [] };
-    const firstRevisionHours = await this.db('usage_aggregate')
-      .select<{ first_hour: Date }[]>(this.db.raw('min(window_start) AS first_hour'))
-      .where({ tenant_id: tenantId, window_size: '1h' })
-      .where('window_start', '<', new Date(asOf))
-      .groupBy('revision_id')
-      .havingRaw('min(window_start) > ?', [first.window_start]);
+    // Revisions serving inside the history that had served no hour up to its first: read within the
+    // history and by index probes, so a tenant's older years of windows are not scanned.
+    const { rows: firstRevisionHours } = await this.db.raw<{ rows: { first_hour: Date }[] }>(
+      `SELECT min(a.window_start) AS first_hour
+         FROM usage_aggregate a
+        WHERE a.window_size = '1h' AND a.tenant_id = ? AND a.window_start > ? AND a.window_start < ?
+        GROUP BY a.service_id, a.revision_id
+       HAVING NOT EXISTS (SELECT 1 FROM usage_aggregate b
+                           WHERE b.window_size = '1h' AND b.tenant_id = ? AND b.service_id = a.service_id
+                             AND b.revision_id = a.revision_id AND b.window_start <= ?)`,
+      [tenantId, first.window_start, new Date(asOf), tenantId, first.window_start],
+    );
     const deployHours = new Set(firstRevisionHours.map((r) => r.first_hour.getTime()));
     const byStart = new Map(rows.map((r) => [r.window_start.getTime(), r]));
     const history: MeterUsage[] = [];
