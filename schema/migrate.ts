@@ -17,6 +17,7 @@ import * as creditNotes from './migrations/0011_credit_notes.js';
 import * as budgetOutbox from './migrations/0012_budget_outbox.js';
 import * as commitmentsCredits from './migrations/0013_commitments_credits.js';
 import * as anomalyOutbox from './migrations/0014_anomaly_outbox.js';
+import * as apiEventOutbox from './migrations/0015_api_event_outbox.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -38,6 +39,7 @@ const migrations: Record<string, Migration> = {
   '0012_budget_outbox': budgetOutbox,
   '0013_commitments_credits': commitmentsCredits,
   '0014_anomaly_outbox': anomalyOutbox,
+  '0015_api_event_outbox': apiEventOutbox,
 };
 
 /** Every migration, in the order they apply. */

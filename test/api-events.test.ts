@@ -7,10 +7,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { insertRawEvent } from '../src/billing/testing.js';
-import { createLogger } from '../src/runtime/logger.js';
-import { Aggregator } from '../src/stages/aggregate.js';
-import { startTestApi, type TestApi } from './support/api.js';
+import { draftBill, startTestApi, type TestApi } from './support/api.js';
 
 interface Received {
   headers: Record<string, string | string[] | undefined>;
@@ -48,19 +45,10 @@ describe('events the API sends to the Broker', function () {
     await new Promise<void>((resolve) => receiver.close(() => resolve()));
   });
 
-  async function draftBill(slug: string): Promise<string> {
-    const tenant = await api.call<{ id: string }>('POST', '/tenants', { body: { slug, name: slug, currency: 'USD' } });
-    const service = await api.call<{ id: string }>('POST', '/services', { body: { tenant_id: tenant.body.id, name: 'fn' } });
-    const revision = await api.call<{ id: string }>('POST', `/services/${service.body.id}/revisions`, { body: { name: 'fn-00001' } });
-    await insertRawEvent(api.database.db, { tenantId: tenant.body.id, serviceId: service.body.id, revisionId: revision.body.id, time: '2025-10-05T10:00:00Z', invocations: 2_000_000, durationMs: '0', memoryMb: '128' });
-    await new Aggregator({ db: api.database.db, logger: createLogger('test', 'silent'), batchBuckets: 1000, timeBudgetMs: 30_000 }).run();
-    const draft = await api.call<{ id: string }>('POST', '/billing/generate', { body: { tenant_id: tenant.body.id, month: '2025-10' } });
-    assert.equal(draft.status, 201, draft.text);
-    return draft.body.id;
-  }
+  const draft = async (slug: string): Promise<string> => (await draftBill(api, slug)).billId;
 
   it('announces a bill finalized, then paid, once each, as bill.generated in binary mode', async () => {
-    const billId = await draftBill('events-a');
+    const billId = await draft('events-a');
     assert.equal(received.length, 0, 'a draft is not announced');
     assert.equal((await api.call('POST', `/bills/${billId}/finalize`)).status, 200);
     assert.equal((await api.call('POST', `/bills/${billId}/finalize`)).status, 200, 'finalizing again is a no-op');
@@ -79,13 +67,13 @@ describe('events the API sends to the Broker', function () {
   });
 
   it('retries a Broker that fails, and a Broker that stays down fails nothing but is counted', async () => {
-    const flaky = await draftBill('events-b');
+    const flaky = await draft('events-b');
     failures = 1;
     const before = received.length;
     assert.equal((await api.call('POST', `/bills/${flaky}/finalize`)).status, 200);
     assert.equal(received.length, before + 1, 'delivered on the second try');
 
-    const down = await draftBill('events-c');
+    const down = await draft('events-c');
     failures = 3;
     const res = await api.call<{ status: string }>('POST', `/bills/${down}/finalize`);
     assert.equal(res.status, 200, 'the bill is final whatever the Broker says');

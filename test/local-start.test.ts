@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -36,6 +38,8 @@ describe('npm start on embedded defaults', function () {
       EMBEDDED_PG_PORT: String(pgPort),
       LOCAL_DATA_DIR: 'memory',
       LOG_LEVEL: 'warn',
+      // The outbox test's webhook receiver listens on 127.0.0.1.
+      WEBHOOK_ALLOW_PRIVATE_ADDRESSES: 'true',
     };
     delete env.DATABASE_URL;
     delete env.REDIS_URL;
@@ -100,6 +104,47 @@ describe('npm start on embedded defaults', function () {
       assert.deepEqual(await count(), { n: 1000, d: 1000 });
     } finally {
       await client.end();
+    }
+  });
+
+  it('delivers a bill event left in the API outbox to its webhook when the PingSource api-outbox-sweep fires, and marks it sent', async () => {
+    const received: string[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push((JSON.parse(body) as { id: string }).id);
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', () => resolve()));
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    try {
+      const tenant = (await client.query<{ id: string }>(`SELECT id FROM tenants WHERE slug = 'demo'`)).rows[0];
+      assert.ok(tenant);
+      await client.query(`INSERT INTO webhooks (tenant_id, url, secret, events, active) VALUES ($1, $2, $3, $4, true)`, [
+        tenant.id,
+        `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`,
+        's'.repeat(32),
+        ['faasbilling.bill.generated.v1'],
+      ]);
+      // What a finalize leaves behind when the Broker refused the event: an unsent row, here two minutes old.
+      const data = { bill_id: 'local-outbox-bill', tenant_id: tenant.id, status: 'final', total: '1.00', currency: 'USD', period_start: '2025-10-01T00:00:00.000Z', period_end: '2025-11-01T00:00:00.000Z' };
+      await client.query(
+        `INSERT INTO api_event_outbox (event_id, type, source, tenant_id, data, created_at)
+         VALUES ('bill-local-outbox-bill-final', 'faasbilling.bill.generated.v1', '/faasbilling/api', $1, $2, now() - interval '2 minutes')`,
+        [tenant.id, JSON.stringify(data)],
+      );
+      const fired = await fetch(`${brokerUrl}/_local/pingsources/api-outbox-sweep`, { method: 'POST' });
+      assert.equal(fired.status, 202);
+      const sentAt = async () => (await client.query<{ sent_at: Date | null }>(`SELECT sent_at FROM api_event_outbox WHERE event_id = 'bill-local-outbox-bill-final'`)).rows[0]?.sent_at ?? null;
+      await eventually(async () => (await sentAt()) !== null, 30_000, 'the outbox row to be marked sent');
+      assert.deepEqual(received, ['bill-local-outbox-bill-final']);
+    } finally {
+      await client.end();
+      receiver.closeAllConnections();
+      await new Promise<void>((resolve) => receiver.close(() => resolve()));
     }
   });
 

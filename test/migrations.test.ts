@@ -15,6 +15,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 const expectedTables = [
   'anomalies',
+  'api_event_outbox',
   'api_keys',
   'audit_log',
   'bill_line_items',

@@ -2,9 +2,10 @@
  * The audit log: every mutating API call writes who (key id and name), what (action, entity),
  * when, for which tenant, and the ids before/after in `details` (ingest: one entry per request
  * with its counts). Where the route owns the transaction (tenants, services, plans, assignments)
- * the entry is written in it, so the change never lands without its entry; bill and key changes
- * commit inside their services first and the entry follows right after (a failure there answers
- * 5xx and is logged).
+ * the entry is written in it, so the change never lands without its entry; a bill finalized or
+ * paid gets its entry in the billing service's transaction (a BillChangeHook); key changes commit
+ * inside their service first and the entry follows right after (a failure there answers 5xx and
+ * is logged).
  */
 import type { Knex } from 'knex';
 import { z } from 'zod';

@@ -4,7 +4,9 @@
  * event the price stage replies when it closes a period, so tenants' webhooks hear of every final
  * bill whichever way it was made. Binary mode, a few tries with growing pauses; a Broker that stays
  * down never fails the request (the bill is already committed): the failure is logged and counted
- * in `faasbilling_api_events_failed_total`. Without K_SINK nothing is sent.
+ * in `faasbilling_api_events_failed_total`, and the event waits in the outbox it was recorded
+ * in with the bill (src/stages/api-event-outbox.ts) until notifications' sweep delivers it.
+ * Without K_SINK nothing is sent here, and the sweep delivers every event.
  */
 import { HTTP, type CloudEvent } from 'cloudevents';
 import { Counter, type Registry } from 'prom-client';

@@ -1,6 +1,6 @@
 /** Bills: the billing service (preview, draft, final, paid, monthly close, running cost) and its parts. */
 export { Billing } from './service.js';
-export type { BillSummary, BillingFailureReport, BillingOptions, CloseOptions, CloseResult, RunningCostResult, SimulatedBill } from './service.js';
+export type { BillChangeHook, BillSummary, BillingFailureReport, BillingOptions, CloseOptions, CloseResult, RunningCostResult, SimulatedBill } from './service.js';
 export { BillingServiceError } from './errors.js';
 export type { BillingFailure } from './errors.js';
 export type { ComposedBill, PricedLine } from './compose.js';

@@ -68,6 +68,12 @@ export interface BillingFailureReport {
   message: string;
 }
 
+/**
+ * Work that must commit with a bill's status change (the API's audit entry and outbox event): runs
+ * inside the transaction that changed it, with the bill as it now is; a rejection rolls the change back.
+ */
+export type BillChangeHook = (trx: Knex.Transaction, bill: StoredBill) => Promise<void>;
+
 /** What a bill.generated event says about a bill. */
 export interface BillSummary {
   billId: string;
@@ -265,8 +271,11 @@ export class Billing {
     });
   }
 
-  /** Finalizes a draft (recomputed from current usage first); a final or paid bill is returned unchanged. */
-  async finalize(billId: string): Promise<StoredBill> {
+  /**
+   * Finalizes a draft (recomputed from current usage first); a final or paid bill is returned
+   * unchanged. `onFinalized` runs in the finalizing transaction, only when this call finalized it.
+   */
+  async finalize(billId: string, onFinalized?: BillChangeHook): Promise<StoredBill> {
     const head = await this.head(billId);
     if (head.status !== 'draft') return this.loadOne(this.db, billId);
     return this.db.transaction(async (trx) => {
@@ -277,12 +286,17 @@ export class Billing {
       const period = resolvePeriod({ start: current.period_start }, tenant.timezone, this.now());
       const bill = await this.computeOne(trx, { tenant, period });
       await saveBills(trx, [bill], true);
-      return this.loadOne(trx, billId);
+      const finalized = await this.loadOne(trx, billId);
+      await onFinalized?.(trx, finalized);
+      return finalized;
     });
   }
 
-  /** Marks a final bill paid (at `paidAt`, default now); a paid bill is returned unchanged. */
-  async markPaid(billId: string, paidAt: Date = this.now()): Promise<StoredBill> {
+  /**
+   * Marks a final bill paid (at `paidAt`, default now); a paid bill is returned unchanged.
+   * `onPaid` runs in the same transaction, only when this call marked it paid.
+   */
+  async markPaid(billId: string, paidAt: Date = this.now(), onPaid?: BillChangeHook): Promise<StoredBill> {
     return this.db.transaction(async (trx) => {
       const head = await this.head(billId, trx);
       await lockTenants(trx, [head.tenant_id]);
@@ -295,6 +309,9 @@ export class Billing {
           throw new BillingServiceError('invalid_period', `paid_at ${paidAt.toISOString()} must lie between the start of the billed period (${current.period_start.toISOString()}) and now`);
         }
         await setPaid(trx, billId, paidAt);
+        const paid = await this.loadOne(trx, billId);
+        await onPaid?.(trx, paid);
+        return paid;
       }
       return this.loadOne(trx, billId);
     });

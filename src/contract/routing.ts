@@ -73,6 +73,8 @@ export const routing = {
       { via: 'trigger', type: EventType.billsClosed },
       { via: 'trigger', type: EventType.budgetExceeded },
       { via: 'trigger', type: EventType.anomalyDetected },
+      // The API event outbox's sweep (src/stages/api-event-outbox.ts).
+      { via: 'trigger', type: pingEventType, pingSource: 'api-outbox-sweep' },
     ],
     emits: [],
   },

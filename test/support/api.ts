@@ -5,10 +5,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import assert from 'node:assert/strict';
 import { startApiServer, type ApiServer } from '../../functions/api/server.js';
 import { generateKey } from '../../src/api/keys.js';
+import { insertRawEvent } from '../../src/billing/testing.js';
 import { loadConfig } from '../../src/runtime/config.js';
 import { createLogger } from '../../src/runtime/logger.js';
+import { Aggregator } from '../../src/stages/aggregate.js';
 import { freshDatabase, type TestDatabase } from './db.js';
 
 export interface ApiResponse<T = unknown> {
@@ -71,4 +74,19 @@ export async function startTestApi(options: { env?: NodeJS.ProcessEnv; now?: () 
       await rm(artifactsDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A new tenant (`slug`, USD, default plan) with 2,000,000 invocations on 2025-10-05, aggregated,
+ * and its draft bill for 2025-10 (total 0.20 USD): returns the tenant's and the bill's ids.
+ */
+export async function draftBill(api: TestApi, slug: string): Promise<{ tenantId: string; billId: string }> {
+  const tenant = await api.call<{ id: string }>('POST', '/tenants', { body: { slug, name: slug, currency: 'USD' } });
+  const service = await api.call<{ id: string }>('POST', '/services', { body: { tenant_id: tenant.body.id, name: 'fn' } });
+  const revision = await api.call<{ id: string }>('POST', `/services/${service.body.id}/revisions`, { body: { name: 'fn-00001' } });
+  await insertRawEvent(api.database.db, { tenantId: tenant.body.id, serviceId: service.body.id, revisionId: revision.body.id, time: '2025-10-05T10:00:00Z', invocations: 2_000_000, durationMs: '0', memoryMb: '128' });
+  await new Aggregator({ db: api.database.db, logger: createLogger('test', 'silent'), batchBuckets: 1000, timeBudgetMs: 30_000 }).run();
+  const draft = await api.call<{ id: string }>('POST', '/billing/generate', { body: { tenant_id: tenant.body.id, month: '2025-10' } });
+  assert.equal(draft.status, 201, draft.text);
+  return { tenantId: tenant.body.id, billId: draft.body.id };
 }

@@ -14,9 +14,10 @@ import { ApiError, notFound } from '../../../src/api/errors.js';
 import type { Principal } from '../../../src/api/keys.js';
 import { Reply, reply, route } from '../../../src/api/route.js';
 import { canSee, findTenant, isUuid, requiredTenant, scopedTenant, visibleTenant } from '../../../src/api/tenancy.js';
-import { BillingServiceError, type ComposedBill, type StoredBill } from '../../../src/billing/index.js';
+import { BillingServiceError, type BillChangeHook, type ComposedBill, type StoredBill } from '../../../src/billing/index.js';
 import { lockTenants } from '../../../src/billing/store.js';
 import { EventType, billGeneratedData, eventSource } from '../../../src/contract/events.js';
+import { recordEvent, sendRecorded } from '../../../src/stages/api-event-outbox.js';
 import { billEventId } from '../../../src/stages/price.js';
 import { Dec, lineKinds, minorUnitDigits } from '../../../src/core/pricing/index.js';
 import { decimalText, idParams, instant, limitQuery, page, tenantRef } from './common.js';
@@ -293,32 +294,41 @@ async function report(db: Knex, tenant: { id: string; slug: string; name: string
 
 export const billingRoutes = (deps: ApiDeps) => {
   const { db } = deps;
-  /** A bill that became final or paid here goes to the Broker as the bill.generated a close would send. */
-  const announce = (bill: StoredBill): Promise<boolean> =>
-    deps.events.send(
-      new CloudEvent<unknown>({
+  /**
+   * A bill that became final or paid here is announced as the bill.generated a close would send:
+   * the event and the audit entry are written in the transaction of the change (the event in the
+   * outbox, src/stages/api-event-outbox.ts), and the event goes to the Broker after the commit.
+   * Returns the hook for the billing service and what to do once the change has committed.
+   */
+  const announcing = (principal: Principal, action: string, details: (bill: StoredBill) => Record<string, unknown>) => {
+    let recorded: CloudEvent<unknown> | undefined;
+    const hook: BillChangeHook = async (trx, bill) => {
+      await audit(trx, principal, { action, entityType: 'bill', entityId: bill.id, tenantId: bill.tenantId, details: details(bill) });
+      recorded = new CloudEvent<unknown>({
         id: billEventId(bill.id, bill.status),
         type: EventType.billGenerated,
         source: eventSource('api'),
         data: billGeneratedData.parse({ bill_id: bill.id, tenant_id: bill.tenantId, status: bill.status, total: bill.total, currency: bill.currency, period_start: bill.periodStart, period_end: bill.periodEnd }),
-      }),
-    );
+      });
+      await recordEvent(trx, recorded, bill.tenantId);
+    };
+    const afterCommit = async (): Promise<void> => {
+      if (recorded) await sendRecorded(db, deps.events, recorded, deps.logger);
+    };
+    return { hook, afterCommit };
+  };
   const finalize = async (principal: Principal, id: string): Promise<BillOut> => {
     const bill = await visibleBill(deps, principal, id);
-    const done = await billing(() => deps.billing.finalize(bill.id));
-    if (bill.status === 'draft') {
-      await audit(db, principal, { action: 'bill.finalize', entityType: 'bill', entityId: bill.id, tenantId: bill.tenantId, details: { total: done.total, currency: done.currency } });
-      await announce(done);
-    }
+    const { hook, afterCommit } = announcing(principal, 'bill.finalize', (done) => ({ total: done.total, currency: done.currency }));
+    const done = await billing(() => deps.billing.finalize(bill.id, hook));
+    await afterCommit();
     return storedOut(done);
   };
   const markPaid = async (principal: Principal, id: string, paidAt: string | undefined): Promise<BillOut> => {
     const bill = await visibleBill(deps, principal, id);
-    const done = await billing(() => deps.billing.markPaid(bill.id, paidAt ? new Date(paidAt) : deps.now()));
-    if (bill.status === 'final') {
-      await audit(db, principal, { action: 'bill.mark_paid', entityType: 'bill', entityId: bill.id, tenantId: bill.tenantId, details: { paid_at: done.paidAt } });
-      await announce(done);
-    }
+    const { hook, afterCommit } = announcing(principal, 'bill.mark_paid', (done) => ({ paid_at: done.paidAt }));
+    const done = await billing(() => deps.billing.markPaid(bill.id, paidAt ? new Date(paidAt) : deps.now(), hook));
+    await afterCommit();
     return storedOut(done);
   };
   const document = async (principal: Principal, id: string, kind: 'csv' | 'pdf'): Promise<Reply> => {
