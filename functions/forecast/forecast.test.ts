@@ -316,6 +316,27 @@ describe('forecast function', function () {
     });
   });
 
+  describe('a plan with a minimum charge the usage stays under', () => {
+    it('forecasts the month at the minimum and the next day at no extra cost', async () => {
+      const [minimumPlan] = await database
+        .db('pricing_plans')
+        .insert({ name: 'forecast-minimum', currency: 'USD', price_per_invocation: '0.0002', free_tier_invocations: 0, free_tier_mb_ms: '0', minimum_charge: '1000000' })
+        .returning<{ id: string }[]>('id');
+      assert.ok(minimumPlan);
+      const tenantId = await insertTenant('forecast-minimum', 'UTC', 'USD');
+      await database.db('tenant_plan_assignments').insert({ tenant_id: tenantId, plan_id: minimumPlan.id, effective_from: '2025-01-01T00:00:00Z' });
+      await insertAggregates(tenantId, hourlyUsage(21, 'api', await insertService(tenantId, 'api'), asOf, historyHours, 1));
+      const forecasts = summaryOf(await onDemand({ tenant_id: tenantId, as_of: new Date(asOf).toISOString(), horizons: ['1d', 'month_end'] })).forecasts ?? [];
+      const byHorizon = new Map(forecasts.map((f) => [f.horizon, f]));
+      // A month of about 1 000 calls an hour at 0.0002 is about 150: the minimum charge decides the bill, once.
+      assert.equal(byHorizon.get('month_end')?.forecasted_cost, '1000000.00');
+      // The actual part is the usage accrued so far (about 18 days of it), not the minimum owed at the end.
+      const actual = Number(byHorizon.get('month_end')?.actual_cost);
+      assert.ok(actual > 50 && actual < 150, `actual ${actual}`);
+      assert.equal(byHorizon.get('1d')?.forecasted_cost, '0.00');
+    });
+  });
+
   describe('a deploy that doubles traffic 12 hours before as_of', () => {
     /** The next day's invocations at the doubled level, without noise (19 March 2025 is a Wednesday). */
     const truth = Array.from({ length: 24 }, (_, h) => 2 * (800 + 400 * Math.sin((2 * Math.PI * new Date(asOf + h * HOUR).getUTCHours()) / 24))).reduce((s, v) => s + v, 0);

@@ -13,6 +13,7 @@
  */
 import {
   Dec,
+  accruingLines,
   adjustmentLines,
   computeBill,
   minorUnitDigits,
@@ -306,7 +307,7 @@ export function composeBill(input: {
   const digits = minorUnitDigits(input.currency);
   // Month-to-date (running cost, budgets) counts usage at its price after commitment discounts;
   // the minimum charge and an unused commitment are only owed at the period's end.
-  const accruing = input.usageLines.filter((l) => l.kind === 'usage' || l.service === '*commitment');
+  const accruing = accruingLines(input.usageLines);
   return {
     tenantId: input.tenantId,
     currency: input.currency,

@@ -9,10 +9,13 @@
  *   it (the current one is still filling), and every horizon starts there.
  * - **'1h' / '1d' / '1w' / '30d'** cover the next 1 / 24 / 168 / 720 1h windows. Their cost is
  *   the **marginal cost** of the forecast usage: what it adds to the bill given the usage the
- *   billing period has had so far (free tier left after the month-to-date usage is used first).
+ *   billing period has had so far (its free tier, tiers and commitments taken by the month-to-date
+ *   usage first; nothing while the month stays under the plan's minimum charge).
  *   A target crossing into the next month is split there; the next month starts a fresh free tier.
- * - **'month_end'** is the whole current calendar month (tenant's zone): the month-to-date actual
- *   bill (`actual_cost`) plus the marginal cost of the forecast of the rest of the month.
+ * - **'month_end'** is the whole current calendar month (tenant's zone): the month-to-date bill
+ *   plus the marginal cost of the forecast of the rest of the month, i.e. the month's bill at the
+ *   forecast usage, minimum charge and unused commitment included (coupons and credits are not
+ *   forecast); `actual_cost` is what has accrued so far (usage after commitment discounts).
  * - Bounds price the same bound of every component (assumes the components move together; see
  *   cost.ts). `confidence` = 1 − half the 80% interval's width relative to the point forecast.
  * - The plan is the one in force at as_of (and at the start of each later month a target reaches);

@@ -120,18 +120,67 @@ describe('forecast cost', () => {
     assert.equal(costConfidence(band('0.00', '0.00', '0.01')), '0.0000');
   });
 
-  it('month-end cost equals the bill of actual plus forecast usage for any usage (property)', () => {
-    const usage = fc.record({ invocations: fc.integer({ min: 0, max: 2_000_000 }), mbMs: fc.integer({ min: 0, max: 900_000_000_000 }), hour: fc.integer({ min: 0, max: 400 }) });
-    fc.assert(
-      fc.property(fc.array(usage, { maxLength: 6 }), fc.integer({ min: 0, max: 3_000_000 }), fc.double({ min: 0, max: 1e12, noNaN: true }), (actualUsage, invocations, mbMs) => {
-        const chunks = actualUsage.map((u, i) => chunk(i % 2 === 0 ? 'a' : 'b', new Date(Date.parse(march.start) + u.hour * 3_600_000).toISOString(), u.invocations, String(u.mbMs)));
-        const actual = computeBill(plan, chunks, march);
-        const part: ForecastPart = { plan: parsePlan(plan), period: march, start: asOf, used: billByMeter(actual).quantity, expected: { invocations: 1, compute: 1, cold_starts: 0, cpu: 0 } };
-        const priced = priceForecast([part], { invocations: exact(invocations), compute: exact(mbMs), cold_starts: exact(0), cpu: exact(0) }, actual);
-        const union = computeBill(plan, [...chunks, chunk(FORECAST_SERVICE, asOf, invocations, mbMs.toFixed(3))], march);
-        assert.equal(priced.cost.expected, union.total);
-      }),
-      { numRuns: 100 },
-    );
+  /** Plans whose bill is not the sum of its chunks' bills: a minimum charge, commitments, graduated tiers. */
+  const shapedPlans: Record<string, PlanInput> = {
+    'per-unit': plan,
+    'minimum charge': { ...plan, minimum_charge: '250' },
+    commitments: {
+      ...plan,
+      minimum_charge: '40',
+      commitments: [
+        { meter: 'invocations', quantity: '2000000', unit_price: '0.00000015' },
+        { meter: 'compute', quantity_gb_s: '300000', unit_price_per_gb_s: '0.0000125', bill_unused: true },
+      ],
+    },
+    'graduated tiers': {
+      ...plan,
+      price_per_invocation: '0',
+      charge_models: {
+        invocations: {
+          model: 'graduated',
+          tiers: [
+            { from: 0, up_to: 1_000_000, unit_price: '0.0000004' },
+            { from: 1_000_000, up_to: 4_000_000, unit_price: '0.0000003', flat_fee: '1' },
+            { from: 4_000_000, up_to: null, unit_price: '0.0000001' },
+          ],
+        },
+      },
+    },
+  };
+
+  for (const [shape, shaped] of Object.entries(shapedPlans)) {
+    it(`month-end cost equals the bill of actual plus forecast usage for any usage, ${shape} (property)`, () => {
+      const usage = fc.record({ invocations: fc.integer({ min: 0, max: 2_000_000 }), mbMs: fc.integer({ min: 0, max: 900_000_000_000 }), hour: fc.integer({ min: 0, max: 400 }) });
+      fc.assert(
+        fc.property(fc.array(usage, { maxLength: 6 }), fc.integer({ min: 0, max: 3_000_000 }), fc.double({ min: 0, max: 1e12, noNaN: true }), (actualUsage, invocations, mbMs) => {
+          const chunks = actualUsage.map((u, i) => chunk(i % 2 === 0 ? 'a' : 'b', new Date(Date.parse(march.start) + u.hour * 3_600_000).toISOString(), u.invocations, String(u.mbMs)));
+          const actual = computeBill(shaped, chunks, march);
+          const part: ForecastPart = { plan: parsePlan(shaped), period: march, start: asOf, used: billByMeter(actual).quantity, expected: { invocations: 1, compute: 1, cold_starts: 0, cpu: 0 } };
+          const priced = priceForecast([part], { invocations: exact(invocations), compute: exact(mbMs), cold_starts: exact(0), cpu: exact(0) }, actual);
+          const union = computeBill(shaped, [...chunks, chunk(FORECAST_SERVICE, asOf, invocations, mbMs.toFixed(3))], march);
+          if (shaped.minimum_charge === undefined) assert.equal(priced.cost.expected, union.total);
+          else {
+            // Where the minimum decides, the month-to-date usage priced as one line instead of one
+            // per service may round to a cent per service line on the other side of it.
+            const services = new Set(chunks.map((c) => c.service)).size;
+            assert.ok(new Dec(priced.cost.expected).minus(union.total).abs().lte(new Dec('0.01').times(services)), `${priced.cost.expected} vs ${union.total}`);
+          }
+        }),
+        { numRuns: 200 },
+      );
+    });
+  }
+
+  it('adds nothing for forecast usage that leaves the month under its minimum charge, and only the excess above it', () => {
+    const minimum: PlanInput = { ...plan, minimum_charge: '100', free_tier_invocations: 0, free_tier_gb_s: '0', price_per_invocation: '0.001', price_per_gb_s: '0' };
+    const actual = computeBill(minimum, [chunk('a', '2025-03-10T00:00:00Z', 20_000, '0')], march);
+    assert.equal(actual.total, '100.00', 'usage of 20.00 topped up to the minimum');
+    const part = (used: typeof actual): ForecastPart => ({ plan: parsePlan(minimum), period: march, start: asOf, used: billByMeter(used).quantity, expected: { invocations: 1, compute: 0, cold_starts: 0, cpu: 0 } });
+    const usage = (invocations: number) => ({ invocations: exact(invocations), compute: exact(0), cold_starts: exact(0), cpu: exact(0) });
+    // Another 20.00 of usage: still under the minimum, so the marginal cost is 0 and the month is 100.00.
+    assert.equal(priceForecast([part(actual)], usage(20_000)).cost.expected, '0.00');
+    assert.equal(priceForecast([part(actual)], usage(20_000), actual).cost.expected, '100.00');
+    // Another 100.00: the month's usage is 120.00, above the minimum.
+    assert.equal(priceForecast([part(actual)], usage(100_000), actual).cost.expected, '120.00');
   });
 });

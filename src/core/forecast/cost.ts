@@ -5,13 +5,19 @@
  * `computeBill`.
  *
  * **Marginal cost.** Forecast usage is priced as what it would add to its billing period's bill
- * given what the period has already used: the free allowance left after the period's actual usage
- * is consumed first by the forecast (it comes later in time), then the unit prices apply. Because
- * the forecast chunk starts after every actual chunk, the bill of (actual + forecast) is the bill
- * of the actual usage plus a bill of the forecast alone under the plan with its free tier reduced
- * by what was used — exactly, per-line rounding included (each service's lines are unchanged). This
- * relies on per-unit pricing after a free allowance, which is the pricing core's model; a charge
- * model whose price depends on the running quantity (tiers) must price the union instead.
+ * given what the period has already used: the period's bill with the usage so far and the forecast
+ * (after it in time) minus its bill with the usage so far alone. Free allowances, charge-model
+ * tiers and commitments are therefore taken by the usage so far first, and the minimum charge
+ * counts it: forecast usage that leaves the period under its minimum adds nothing, and a month-end
+ * forecast (the month-to-date bill plus that difference) is the bill of the month's actual plus
+ * forecast usage, minimum top-up and unused commitment included. (Pricing the forecast alone under
+ * the plan with its free tier reduced, as before, charged a plan's minimum a second time: a month
+ * forecast at 200.00 where the bill would be 100.00.) The usage so far enters as one line per meter
+ * rather than one per service, so where the minimum charge decides, the result can differ from the
+ * bill of the union by the rounding of the services' lines (a cent per service line); without a
+ * minimum it is exact, per-line rounding included. Components are the meters' usage lines, so a
+ * commitment discount or minimum top-up shows in the total (`cost`) and not in a component. Coupons
+ * and credits (applied when a bill is finalized) are not forecast.
  * A target that crosses into the next billing period is split there: the next period starts with
  * its full free tier.
  *
@@ -21,7 +27,7 @@
  * is how usage behaves; were the components independent, the true cost interval would be narrower.
  */
 import type { Decimal } from 'decimal.js';
-import { Dec, computeBill, meters, minorUnitDigits, parsePlan, plain, type Bill, type BillingPeriod, type Meter, type Plan, type PlanInput, type UsageChunk } from '../pricing/index.js';
+import { Dec, accruingLines, computeBill, isChargeLine, meters, sumLineAmounts, minorUnitDigits, parsePlan, plain, type Bill, type BillingPeriod, type Meter, type Plan, type PlanInput, type UsageChunk } from '../pricing/index.js';
 import type { Band } from './intervals.js';
 
 export const bandNames = ['expected', 'median', 'lower80', 'upper80', 'lower95', 'upper95'] as const;
@@ -57,23 +63,22 @@ export function billByMeter(bill: Bill): { quantity: Record<Meter, Decimal>; amo
     // Usage lines only: commitment, minimum-charge and credit lines are not usage of a meter.
     if ((line.kind ?? 'usage') !== 'usage' || !(line.meter in quantity)) continue;
     const meter = line.meter as Meter;
-    quantity[meter] = quantity[meter].plus(line.quantity);
+    // A charge model's tier and fee lines price usage the services' lines already count.
+    if (!isChargeLine(line)) quantity[meter] = quantity[meter].plus(line.quantity);
     amount[meter] = amount[meter].plus(line.amount);
   }
   return { quantity, amount };
 }
 
-/** The plan with its free allowances reduced by `used` (never below 0). */
-function withFreeTierLeft(plan: Plan, used: Record<Meter, Decimal>): PlanInput {
-  const left = (allowance: string, consumed: Decimal): string => plain(Dec.max(0, new Dec(allowance).minus(consumed)));
-  // The GB-s twin of the MB·ms allowance is dropped: parsePlan recomputes it from the new value.
-  const { free_tier_gb_s: _gbS, ...rest } = plan;
-  return {
-    ...rest,
-    free_tier_invocations: left(plan.free_tier_invocations, used.invocations),
-    free_tier_mb_ms: left(plan.free_tier_mb_ms, used.compute),
-    free_tier_cpu_ms: left(plan.free_tier_cpu_ms, used.cpu),
-  };
+/**
+ * The service name the period's usage before a forecast is billed under when a forecast is priced
+ * (like FORECAST_SERVICE, no Knative service can be named this).
+ */
+const USED_SERVICE = '*used*';
+
+/** A usage chunk of `quantities` per meter, billed under `service` at `start`. */
+function chunkOf(service: string, start: string, quantities: Record<Meter, string>): UsageChunk {
+  return { service, start, invocations: quantities.invocations, billedMbMs: quantities.compute, coldStarts: quantities.cold_starts, cpuMs: quantities.cpu };
 }
 
 /** One billing period a forecast target touches. */
@@ -103,7 +108,7 @@ export interface PricedForecast {
   currency: string;
   cost: BandText;
   components: Record<Meter, PricedComponent>;
-  /** The actual part (month-end only): the month-to-date bill's total. */
+  /** The actual part (month-end only): what the month-to-date bill has accrued (accruingLines). */
   actualCost?: string;
 }
 
@@ -131,6 +136,11 @@ export function priceForecast(parts: readonly ForecastPart[], totals: Record<Met
   >;
   const actualByMeter = actual ? billByMeter(actual) : undefined;
 
+  // Each part's bill without the forecast: its period's usage so far (at the period's start, so it
+  // takes the free allowances and the first tiers first), or nothing for a period not begun.
+  const usedChunks = parts.map((part) => (part.used ? [chunkOf(USED_SERVICE, part.period.start, Object.fromEntries(meters.map((m) => [m, plain((part.used as Record<Meter, Decimal>)[m])])) as Record<Meter, string>)] : []));
+  const baseBills = parts.map((part, i) => computeBill(plans[i] as Plan, usedChunks[i] ?? [], part.period));
+
   for (const band of bandNames) {
     let bandCost = new Dec(actual?.total ?? 0);
     for (const m of meters) {
@@ -139,6 +149,7 @@ export function priceForecast(parts: readonly ForecastPart[], totals: Record<Met
     }
     parts.forEach((part, i) => {
       const plan = plans[i] as Plan;
+      const base = baseBills[i] as Bill;
       const quantities = {} as Record<Meter, string>;
       for (const m of meters) {
         // Each band of the whole target is shared between periods like its expected usage
@@ -146,20 +157,15 @@ export function priceForecast(parts: readonly ForecastPart[], totals: Record<Met
         const share = expectedSum[m] > 0 ? part.expected[m] / expectedSum[m] : 1 / parts.length;
         quantities[m] = quantityText(m, totals[m][band] * share);
       }
-      const chunk: UsageChunk = {
-        service: FORECAST_SERVICE,
-        start: part.start,
-        invocations: quantities.invocations,
-        billedMbMs: quantities.compute,
-        coldStarts: quantities.cold_starts,
-        cpuMs: quantities.cpu,
-      };
-      const bill = computeBill(part.used ? withFreeTierLeft(plan, part.used) : plan, [chunk], part.period);
+      // The marginal cost: the period's bill with the forecast usage minus its bill without it, so
+      // free allowances, tiers, commitments and the minimum charge count the usage before it.
+      const bill = computeBill(plan, [...(usedChunks[i] ?? []), chunkOf(FORECAST_SERVICE, part.start, quantities)], part.period);
       const priced = billByMeter(bill);
-      bandCost = bandCost.plus(bill.total);
+      const before = billByMeter(base);
+      bandCost = bandCost.plus(new Dec(bill.total).minus(base.total));
       for (const m of meters) {
         perMeter[m].quantity[band] = perMeter[m].quantity[band].plus(quantities[m]);
-        perMeter[m].cost[band] = perMeter[m].cost[band].plus(priced.amount[m]);
+        perMeter[m].cost[band] = perMeter[m].cost[band].plus(priced.amount[m].minus(before.amount[m]));
       }
     });
     cost[band] = bandCost;
@@ -175,7 +181,8 @@ export function priceForecast(parts: readonly ForecastPart[], totals: Record<Met
       return [m, component];
     }),
   ) as Record<Meter, PricedComponent>;
-  return { currency, cost: text(cost, money), components, ...(actual ? { actualCost: actual.total } : {}) };
+  // The actual part is what has accrued so far; the month's minimum top-up and unused commitment are in the forecast total only.
+  return { currency, cost: text(cost, money), components, ...(actual ? { actualCost: sumLineAmounts(accruingLines(actual.lines), currency).total } : {}) };
 }
 
 function zeroUsageNumbers(): MeterUsage {

@@ -51,7 +51,11 @@ export const forecastResponseSchema = z.object({
   median_cost: money,
   interval_80: z.object({ lower: money, upper: money }),
   interval_95: z.object({ lower: money, upper: money }),
-  /** Month-to-date actual cost, included in forecasted_cost (month_end only, else null). */
+  /**
+   * Month-to-date actual cost accrued so far (usage after commitment discounts), included in
+   * forecasted_cost; the minimum charge's top-up and an unused commitment, owed at the month's end,
+   * are in forecasted_cost only (month_end only, else null).
+   */
   actual_cost: money.nullable(),
   confidence: z.string().regex(/^[01]\.\d{4}$/),
   model: z.object({ name: z.string(), version: z.string(), backtest_mase: z.number().nullable() }),

@@ -195,6 +195,16 @@ function makeLine(
 export const chargeLineService = (tier: number, kind: 'tier' | 'fee'): string => `*${kind === 'fee' ? 'fee' : 'tier'}-${tier + 1}`;
 
 /**
+ * The lines that accrue as usage happens: usage lines and commitment discounts. A month-to-date
+ * figure (running cost, budgets, a forecast's actual part) counts these; the minimum charge's
+ * top-up and an unused commitment are owed only at the period's end, credits when it is finalized.
+ */
+export const accruingLines = <L extends Pick<BillLine, 'kind' | 'service'>>(lines: readonly L[]): L[] => lines.filter((l) => (l.kind ?? 'usage') === 'usage' || l.service === '*commitment');
+
+/** Whether a line is one of a charge model's tier or fee lines (which re-count usage the services' lines already hold). */
+export const isChargeLine = (line: Pick<BillLine, 'service'>): boolean => /^\*(tier|fee)-\d+$/.test(line.service);
+
+/**
  * The tenant-wide lines of a meter priced by a charge model: one per tier reached (quantity, that
  * tier's unit price) or per block count (package), plus one per flat fee; each rounded on its own.
  */

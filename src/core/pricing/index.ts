@@ -15,7 +15,7 @@ export {
 export type { BilledMemoryMode, Commitment, Plan, PlanInput, PlanIssue, PlanParseResult, PlanRules } from './plan.js';
 export { billedMbMsSql, billedQuantities } from './meter.js';
 export type { BilledQuantities, MeteredInvocation } from './meter.js';
-export { adjustmentLines, computeBill, lineKinds, meters, normalisePeriod, sumLineAmounts } from './bill.js';
+export { accruingLines, adjustmentLines, computeBill, isChargeLine, lineKinds, meters, normalisePeriod, sumLineAmounts } from './bill.js';
 export type { AdjustmentLine, Bill, BillLine, BillOptions, BillingPeriod, GbSDisplay, LineKind, LineMeter, Meter, UsageChunk } from './bill.js';
 export { seedPlans, standardRubPlan, standardUsdPlan } from './seed.js';
 export { chargeModelSchema, describeModel, parseChargeModel, priceQuantity, safeParseChargeModel } from './tiers.js';
