@@ -59,6 +59,7 @@ interface Summary {
   counter_resets: number;
   series_vanished: number;
   unlabelled_revisions: number;
+  metered_elsewhere_revisions: number;
 }
 
 /** The usage reports of `events`, keyed "revision ok|error", without their volatile parts. */
@@ -187,6 +188,26 @@ describe('queue-proxy scraper (functions/scrape)', function () {
     const summary = await tick(1);
     assert.equal(summary.unlabelled_revisions, 1);
     assert.deepEqual(byRevision(sink.events), { 'waiter-00001 ok': { tenant: 'acme', service: 'waiter', invocations: 3, duration_ms: 150, memory_mb: 256 } });
+  });
+
+  it('leaves revisions labelled faasbilling.dev/metered-by another source alone, even with a tenant and a default tenant', async () => {
+    // echo reports its own usage through the metering middleware: the scraper must not count it again.
+    cluster.revisions.push(knativeRevision({ namespace: 'shop', name: 'echo-00001', service: 'echo', tenant: 'acme', meteredBy: 'middleware', memory: '128Mi' }));
+    cluster.revisions.push(knativeRevision({ namespace: 'shop', name: 'hello-00002', service: 'hello', tenant: 'acme', meteredBy: 'scrape', memory: '128Mi' }));
+    const pod = (name: string, revision: string, service: string) => revisionPod({ namespace: 'shop', name, uid: randomUUID(), revision, service, ip: '10.1.0.1' });
+    cluster.pods = [pod('echo-a', 'echo-00001', 'echo'), pod('hello-d', 'hello-00002', 'hello')];
+    const metrics = cluster.podMetrics;
+    metrics.set('shop/echo-a', otelExposition('echo-a', 'echo-00001', 'echo', { '200': { count: 1, sumSeconds: 0.01 } }));
+    metrics.set('shop/hello-d', otelExposition('hello-d', 'hello-00002', 'hello', { '200': { count: 1, sumSeconds: 0.01 } }));
+    await start('pods');
+    await tick(0);
+    metrics.set('shop/echo-a', otelExposition('echo-a', 'echo-00001', 'echo', { '200': { count: 9, sumSeconds: 0.09 } }));
+    metrics.set('shop/hello-d', otelExposition('hello-d', 'hello-00002', 'hello', { '200': { count: 3, sumSeconds: 0.03 } }));
+    const summary = await tick(1);
+    assert.equal(summary.metered_elsewhere_revisions, 1);
+    assert.equal(summary.unlabelled_revisions, 0);
+    // Labelled for the scraper itself: metered as usual.
+    assert.deepEqual(byRevision(sink.events), { 'hello-00002 ok': { tenant: 'acme', service: 'hello', invocations: 2, duration_ms: 20, memory_mb: 128 } });
   });
 
   it('asks Prometheus for each revision’s increase over the interval, in both naming schemes', async () => {

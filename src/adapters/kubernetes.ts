@@ -10,6 +10,15 @@ import { z } from 'zod';
 
 /** Label naming the tenant billed for a workload. */
 export const tenantLabel = 'faasbilling.dev/tenant';
+/**
+ * Label naming the one source that meters a workload: `scrape`, `agent`, or anything else (e.g.
+ * `middleware` for a function that reports its own usage) for neither cluster source. Unset: the
+ * cluster source that is deployed meters it.
+ */
+export const meteringLabel = 'faasbilling.dev/metered-by';
+
+/** Whether `source` meters a workload with these labels (see meteringLabel). */
+export const meteredBy = (workload: { meteredBy: string | undefined }, source: 'scrape' | 'agent'): boolean => workload.meteredBy === undefined || workload.meteredBy === source;
 const revisionLabel = 'serving.knative.dev/revision';
 const serviceLabel = 'serving.knative.dev/service';
 const configurationLabel = 'serving.knative.dev/configuration';
@@ -28,6 +37,8 @@ export interface RevisionPod {
   revision: string;
   service: string;
   tenant: string | undefined;
+  /** Its faasbilling.dev/metered-by label. */
+  meteredBy: string | undefined;
   /** Memory limit of the user container, in MB. */
   memoryLimitMb: number | undefined;
   /** Container runtime id of the user container (without the runtime:// prefix). */
@@ -40,6 +51,8 @@ export interface RevisionInfo {
   name: string;
   service: string;
   tenant: string | undefined;
+  /** Its faasbilling.dev/metered-by label. */
+  meteredBy: string | undefined;
   memoryLimitMb: number | undefined;
 }
 
@@ -94,6 +107,7 @@ function podToRevisionPod(pod: V1Pod): RevisionPod | undefined {
     revision,
     service: labels[serviceLabel] ?? labels[configurationLabel] ?? revision,
     tenant: labels[tenantLabel],
+    meteredBy: labels[meteringLabel],
     memoryLimitMb: quantityToMb(container?.resources?.limits?.memory),
     userContainerId: status?.containerID?.replace(/^[a-z0-9-]+:\/\//, ''),
   };
@@ -145,6 +159,7 @@ export function connectKubernetes(apiUrl?: string): KnativeCluster {
           name: r.metadata.name,
           service: labels[serviceLabel] ?? labels[configurationLabel] ?? r.metadata.name,
           tenant: labels[tenantLabel],
+          meteredBy: labels[meteringLabel],
           memoryLimitMb: quantityToMb(container?.resources?.limits?.memory),
         };
       });

@@ -166,6 +166,23 @@ describe('billing agent', function () {
     assert.deepEqual(reports(sink.events)['waiter-old ok'], { tenant: 'acme', service: 'waiter', revision: 'waiter-00001', invocations: 5, duration_ms: 250, memory_mb: 80, cpu_ms: 0, cold_start: false });
   });
 
+  it('leaves a pod labelled faasbilling.dev/metered-by another source alone', async () => {
+    await agent.close();
+    registry = new Registry();
+    // waiter-old reports through its own middleware: the agent must not count it again.
+    cluster.pods = cluster.pods.map((p) => (p.metadata.name === 'waiter-old' ? { ...p, metadata: { ...p.metadata, labels: { ...p.metadata.labels, 'faasbilling.dev/metered-by': 'middleware' } } } : p));
+    agent = startAgent({ ...env, AGENT_DEFAULT_TENANT: 'demo' });
+    await agent.sample(at(1));
+    cluster.podMetrics.set('shop/waiter-old', exposition('waiter-old', 'waiter-00001', 15));
+    cluster.podMetrics.set('shop/hello-new', exposition('hello-new', 'hello-00001', 9));
+    await agent.sample(at(2));
+    await agent.emitter.flush();
+    const reported = Object.keys(reports(sink.events));
+    assert.ok(!reported.some((k) => k.startsWith('waiter-old')), reported.join(', '));
+    // The unlabelled hello-new beside it is still metered (AGENT_DEFAULT_TENANT is set here).
+    assert.ok(reported.some((k) => k.startsWith('hello-new')), reported.join(', '));
+  });
+
   it('counts pods whose cgroup or metrics it cannot read, and reports the rest', async () => {
     await rm(path.join(root, 'kubepods'), { recursive: true });
     cluster.podMetrics.delete('shop/waiter-new');

@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { KnativeCluster, RevisionPod } from '../adapters/kubernetes.js';
+import { meteredBy, type KnativeCluster, type RevisionPod } from '../adapters/kubernetes.js';
 import { usageLimits, type UsageData } from '../contract/usage.js';
 import { findPodCgroup, readCgroupStats, type CgroupStats } from '../metering/cgroup.js';
 import { UsageEmitter } from '../metering/emitter.js';
@@ -122,8 +122,9 @@ export class BillingAgent {
     tracked.cpuUsageUsec = stats.cpuUsageUsec;
     const served = deltas.reduce((n, d) => n + d.count, 0);
     if (served < 1) return;
-    // Nobody to bill (no tenant label, no AGENT_DEFAULT_TENANT): not metered. Counters still advance.
-    if ((pod.tenant ?? this.deps.config.AGENT_DEFAULT_TENANT) === undefined) return;
+    // Nobody to bill (no tenant label, no AGENT_DEFAULT_TENANT), or labelled for another source
+    // (faasbilling.dev/metered-by): not metered here. Counters still advance.
+    if ((pod.tenant ?? this.deps.config.AGENT_DEFAULT_TENANT) === undefined || !meteredBy(pod, 'agent')) return;
     const coldStart = !tracked.coldStartReported;
     tracked.coldStartReported = true;
     if (coldStart) this.metrics.coldStarts.inc();

@@ -6,7 +6,7 @@
  * reports (same ids), which collect and save drop as repeats.
  */
 import { Counter, type Registry } from 'prom-client';
-import type { KnativeCluster, RevisionInfo } from '../adapters/kubernetes.js';
+import { meteredBy, type KnativeCluster, type RevisionInfo } from '../adapters/kubernetes.js';
 import { prometheusRequestIncrements } from '../adapters/prometheus.js';
 import { readPodCounters } from '../adapters/pod-metrics.js';
 import type { RequestCounter } from '../metering/exposition.js';
@@ -30,6 +30,8 @@ export interface ScrapeSummary {
   series_vanished: number;
   /** Revisions that served requests without a tenant label (and no SCRAPE_DEFAULT_TENANT): not metered. */
   unlabelled_revisions: number;
+  /** Revisions that served requests but are labelled faasbilling.dev/metered-by another source: not metered here. */
+  metered_elsewhere_revisions: number;
 }
 
 /** The event source of the scraper's usage events. */
@@ -70,9 +72,11 @@ export class Scraper {
     const interval = this.intervalAt(at);
     const known = await this.revisionMeta();
     const unlabelled = new Set<string>();
+    const elsewhere = new Set<string>();
     const meta = (namespace: string, revision: string, service: string | undefined): RevisionMeta => {
-      const m = known(namespace, revision, service);
-      if (m.tenant === undefined) unlabelled.add(`${namespace}/${revision}`);
+      const { elsewhere: other, ...m } = known(namespace, revision, service);
+      if (other) elsewhere.add(`${namespace}/${revision}`);
+      else if (m.tenant === undefined) unlabelled.add(`${namespace}/${revision}`);
       return m;
     };
     const result =
@@ -92,17 +96,21 @@ export class Scraper {
       counter_resets: result.resets,
       series_vanished: result.vanished,
       unlabelled_revisions: unlabelled.size,
+      metered_elsewhere_revisions: elsewhere.size,
     };
   }
 
   /** Tenant, service and memory of each revision (Revisions outlive their pods, so scaled-to-zero ones are known too). */
-  private async revisionMeta(): Promise<(namespace: string, revision: string, service: string | undefined) => RevisionMeta> {
+  private async revisionMeta(): Promise<(namespace: string, revision: string, service: string | undefined) => RevisionMeta & { elsewhere: boolean }> {
     const { config } = this.deps;
     const revisions = new Map<string, RevisionInfo>((await this.deps.cluster.listRevisions()).map((r) => [`${r.namespace}/${r.name}`, r]));
     return (namespace, revision, service) => {
       const info = revisions.get(`${namespace}/${revision}`);
+      // Labelled for another source (the agent, or the function's own middleware): nobody is billed here.
+      const elsewhere = info !== undefined && !meteredBy(info, 'scrape');
       return {
-        tenant: info?.tenant ?? config.SCRAPE_DEFAULT_TENANT,
+        elsewhere,
+        tenant: elsewhere ? undefined : (info?.tenant ?? config.SCRAPE_DEFAULT_TENANT),
         service: info?.service ?? service ?? revision,
         memoryMb: info?.memoryLimitMb ?? config.SCRAPE_DEFAULT_MEMORY_MB,
       };

@@ -14,6 +14,7 @@ export function revisionPod(p: {
   revision: string;
   service: string;
   tenant?: string;
+  meteredBy?: string;
   node?: string;
   ip?: string;
   startTime?: string;
@@ -32,6 +33,7 @@ export function revisionPod(p: {
         'serving.knative.dev/service': p.service,
         'serving.knative.dev/configuration': p.service,
         ...(p.tenant ? { 'faasbilling.dev/tenant': p.tenant } : {}),
+        ...(p.meteredBy ? { 'faasbilling.dev/metered-by': p.meteredBy } : {}),
       },
     },
     spec: {
@@ -51,14 +53,19 @@ export function revisionPod(p: {
 }
 
 /** A Knative Revision in the shape serving.knative.dev/v1 returns it. */
-export function knativeRevision(r: { namespace: string; name: string; service: string; tenant?: string; memory?: string }) {
+export function knativeRevision(r: { namespace: string; name: string; service: string; tenant?: string; meteredBy?: string; memory?: string }) {
   return {
     apiVersion: 'serving.knative.dev/v1',
     kind: 'Revision',
     metadata: {
       name: r.name,
       namespace: r.namespace,
-      labels: { 'serving.knative.dev/service': r.service, 'serving.knative.dev/configuration': r.service, ...(r.tenant ? { 'faasbilling.dev/tenant': r.tenant } : {}) },
+      labels: {
+        'serving.knative.dev/service': r.service,
+        'serving.knative.dev/configuration': r.service,
+        ...(r.tenant ? { 'faasbilling.dev/tenant': r.tenant } : {}),
+        ...(r.meteredBy ? { 'faasbilling.dev/metered-by': r.meteredBy } : {}),
+      },
     },
     spec: { containers: [{ name: 'user-container', image: 'example/app', resources: r.memory ? { limits: { memory: r.memory } } : {} }] },
   };
