@@ -61,9 +61,9 @@ declare const document: {
   querySelectorAll(selector: string): ArrayLike<PageElement>;
   querySelector(selector: string): { textContent: string | null; insertAdjacentHTML(where: 'beforeend', html: string): void } | null;
   documentElement: { scrollWidth: number };
-  activeElement: { textContent: string | null; id: string } | null;
+  activeElement: { textContent: string | null; id: string; blur(): void } | null;
 };
-declare const window: { innerWidth: number; sessionStorage: { getItem(key: string): string | null }; localStorage: { length: number } };
+declare const window: { innerWidth: number; sessionStorage: { getItem(key: string): string | null }; localStorage: { length: number }; location: { href: string } };
 
 /** Pixels of a chart's canvas close to one of its series' colours: drawn lines, not axes or a blank canvas. */
 async function seriesPixels(page: Page, chartIndex: number): Promise<{ points: number; pixels: number }> {
@@ -252,12 +252,16 @@ describe('web dashboard in Chromium (npm run demo -- --serve)', function () {
     await login.getByRole('alert').filter({ hasText: 'does not look like an API key' }).waitFor();
     await shoot(login, '01-login');
     await login.close();
-    // By keyboard: the key field, Enter; then the first Tab stop is the skip link to the content.
+    // By keyboard: the key field, Enter; the new screen takes the focus to its content. From the top
+    // of the page, the first Tab stop is the skip link to the content. (Tabbing on from the content
+    // raced the overview's data: once loaded, its first link was the next stop.)
     page = await admin.newPage();
     await page.goto(`${baseUrl}/`);
     await page.getByLabel('API key').fill(adminKey);
     await page.getByLabel('API key').press('Enter');
     await page.getByRole('navigation', { name: 'Screens' }).waitFor();
+    await page.waitForFunction(() => document.activeElement?.id === 'main');
+    await page.evaluate(() => document.activeElement?.blur());
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate(() => document.activeElement?.textContent ?? ''), 'Skip to content');
     await page.keyboard.press('Enter');
@@ -369,7 +373,15 @@ describe('web dashboard in Chromium (npm run demo -- --serve)', function () {
       },
       90_000,
       'the live usage view shows the usage sent to the broker',
-    );
+    ).catch(async (err: unknown) => {
+      // Say where it stopped: what the view shows for which tenant, and what the API holds for the service.
+      const get = async (path: string): Promise<string> => (await (await fetch(`${baseUrl}/api/v1${path}`, { headers: { authorization: `Bearer ${adminKey}` } })).text()).slice(0, 800);
+      const services = await get('/services?tenant_id=acme&limit=500');
+      const serviceId = /"id":"([^"]+)","[^}]*"name":"live-check"/.exec(services)?.[1];
+      const windows = serviceId ? await get(`/usage-aggregates?tenant_id=acme&window_size=5m&service_id=${serviceId}`) : `no service live-check: ${services.slice(0, 200)}`;
+      const view = await page.evaluate(() => ({ url: window.location.href, total: document.querySelector('[data-testid="total-invocations"] .figure-value')?.textContent }));
+      throw new Error(`${err instanceof Error ? err.message : String(err)} (before ${before}; view ${JSON.stringify(view)}; windows of live-check: ${windows})`);
+    });
     await page.getByTestId('live').uncheck();
   });
 
