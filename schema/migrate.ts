@@ -18,6 +18,7 @@ import * as budgetOutbox from './migrations/0012_budget_outbox.js';
 import * as commitmentsCredits from './migrations/0013_commitments_credits.js';
 import * as anomalyOutbox from './migrations/0014_anomaly_outbox.js';
 import * as apiEventOutbox from './migrations/0015_api_event_outbox.js';
+import * as webhookRedelivery from './migrations/0016_webhook_redelivery.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -40,6 +41,7 @@ const migrations: Record<string, Migration> = {
   '0013_commitments_credits': commitmentsCredits,
   '0014_anomaly_outbox': anomalyOutbox,
   '0015_api_event_outbox': apiEventOutbox,
+  '0016_webhook_redelivery': webhookRedelivery,
 };
 
 /** Every migration, in the order they apply. */

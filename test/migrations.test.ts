@@ -37,6 +37,7 @@ const expectedTables = [
   'usage_dirty',
   'usage_raw',
   'webhook_deliveries',
+  'webhook_payloads',
   'webhooks',
 ];
 

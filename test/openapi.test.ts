@@ -117,6 +117,13 @@ describe('OpenAPI document', function () {
     }
   });
 
+  it('documents the redelivery of a webhook delivery with its answers and its force flag', () => {
+    const op = doc.paths['/webhooks/{id}/deliveries/{deliveryId}/redeliver']?.post as { responses: Record<string, unknown>; parameters?: { name: string; in: string }[] } | undefined;
+    assert.ok(op, 'post /webhooks/{id}/deliveries/{deliveryId}/redeliver is documented');
+    for (const status of ['200', '404', '409', '422', '502']) assert.ok(op.responses[status], `answer ${status}`);
+    assert.deepEqual(op.parameters?.map((p) => `${p.in} ${p.name}`), ['path id', 'path deliveryId', 'query force']);
+  });
+
   it('the docs page lists the endpoints', async () => {
     const res = await fetch(`${api.url}/api/v1/docs`);
     assert.equal(res.status, 200);

@@ -5,8 +5,6 @@
  * private addresses are allowed here (they are refused by default; see the last test).
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { CloudEvent } from 'cloudevents';
 import { EventType, eventSource } from '../../src/contract/events.js';
 import { Notifier, isPrivateAddress, urlProblem, verifySignature, type WebhookLookup } from '../../src/stages/notify.js';
@@ -14,42 +12,30 @@ import { createLogger } from '../../src/runtime/logger.js';
 import { startTestApi, type TestApi } from '../../test/support/api.js';
 import { startFunction, type RunningFunction } from '../../test/support/function-host.js';
 import { postBinary } from '../../test/support/http.js';
+import { startWebhookReceiver, type WebhookReceiver } from '../../test/support/webhook-receiver.js';
 import { createNotifications } from './index.js';
-
-interface Received {
-  path: string;
-  body: string;
-  signature: string;
-}
 
 describe('notifications function (webhooks)', function () {
   this.timeout(60_000);
   let api: TestApi;
   let fn: RunningFunction;
-  let receiver: Server;
+  let receiver: WebhookReceiver;
   let base = '';
-  const received: Received[] = [];
+  let received: WebhookReceiver['received'] = [];
   /** Answers 500 this many more times on /flaky before answering 200. */
   let flakyFailures = 0;
   const ids: Record<string, string> = {};
   const secrets: Record<string, string> = {};
 
   before(async () => {
-    receiver = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => {
-        received.push({ path: req.url ?? '', body, signature: String(req.headers['x-faasbilling-signature'] ?? '') });
-        if (req.url === '/flaky' && flakyFailures > 0) {
-          flakyFailures -= 1;
-          res.writeHead(500).end('not yet');
-          return;
-        }
-        res.writeHead(req.url === '/down' ? 503 : 204).end();
-      });
+    receiver = await startWebhookReceiver((path) => {
+      if (path === '/flaky' && flakyFailures > 0) {
+        flakyFailures -= 1;
+        return 500;
+      }
+      return path === '/down' ? 503 : 204;
     });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', () => resolve()));
-    base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+    ({ base, received } = receiver);
     api = await startTestApi({ env: { WEBHOOK_ALLOW_PRIVATE_ADDRESSES: 'true' } });
     fn = await startFunction('notifications', createNotifications, { DATABASE_URL: api.database.url, WEBHOOK_ALLOW_PRIVATE_ADDRESSES: 'true', WEBHOOK_ATTEMPTS: '3' });
     for (const slug of ['hook-a', 'hook-b']) {
@@ -71,7 +57,7 @@ describe('notifications function (webhooks)', function () {
   after(async () => {
     await fn?.close();
     await api?.close();
-    await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    await receiver?.close();
   });
 
   const alert = (tenant: string, threshold: number) => ({
@@ -261,7 +247,7 @@ describe('notifications function (webhooks)', function () {
 
   it('checks the addresses it connects to: one resolution per delivery, so DNS rebinding cannot reach a private address', async () => {
     const db = api.database.db;
-    const port = (receiver.address() as AddressInfo).port;
+    const { port } = receiver;
     const inserted: { id: string }[] = await db('webhooks')
       .insert({ tenant_id: null, url: `http://rebind.test:${port}/rebind`, secret: 's'.repeat(32), events: [EventType.billGenerated], active: true })
       .returning('id');

@@ -17,14 +17,17 @@ export type ApiErrorCode =
   | 'bill_final'
   | 'bill_not_final'
   | 'plan_in_use'
+  | 'already_delivered'
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'validation_failed'
+  | 'payload_not_stored'
   | 'rate_limited'
   | 'database_unavailable'
   | 'deploy_unavailable'
   | 'deploy_failed'
   | 'deploy_timeout'
+  | 'webhook_failed'
   | 'internal';
 
 export function apiStatusFor(code: ApiErrorCode): number {
@@ -44,16 +47,19 @@ export function apiStatusFor(code: ApiErrorCode): number {
     case 'bill_final':
     case 'bill_not_final':
     case 'plan_in_use':
+    case 'already_delivered':
       return 409;
     case 'payload_too_large':
       return 413;
     case 'unsupported_media_type':
       return 415;
     case 'validation_failed':
+    case 'payload_not_stored':
       return 422;
     case 'rate_limited':
       return 429;
     case 'deploy_failed':
+    case 'webhook_failed':
       return 502;
     case 'database_unavailable':
     case 'deploy_unavailable':
@@ -83,6 +89,8 @@ export class ApiError extends Error {
     message: string,
     readonly invalidFields?: InvalidField[],
     readonly headers: Record<string, string> = {},
+    /** Extension members of the problem document (RFC 9457 §3.2), e.g. the delivery a failed redelivery logged. */
+    readonly extensions: Record<string, unknown> = {},
   ) {
     super(message);
     this.name = 'ApiError';
@@ -91,6 +99,7 @@ export class ApiError extends Error {
 
   toProblem(): ApiProblem {
     return {
+      ...this.extensions,
       type: `urn:faasbilling:problem:${this.code}`,
       title: this.code.replaceAll('_', ' '),
       status: this.status,

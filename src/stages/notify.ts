@@ -12,6 +12,9 @@
  * - Retries: up to `attempts` tries per webhook with growing pauses, each logged in
  *   webhook_deliveries. A webhook that already received this event (source, id) successfully is
  *   skipped, so the Broker redelivering the event never sends it twice.
+ * - The body sent is kept once per (webhook, event) in webhook_payloads (migration 0016), so a
+ *   delivery can be sent again on request (`redeliver`, the API's
+ *   POST /webhooks/:id/deliveries/:deliveryId/redeliver): same body and event id, fresh signature.
  * - Webhooks are never allowed to reach private, loopback or link-local addresses unless
  *   WEBHOOK_ALLOW_PRIVATE_ADDRESSES is set (local development): a tenant must not be able to make
  *   the system call into the cluster's own network. The check is made on the addresses the
@@ -110,6 +113,54 @@ interface WebhookRow {
   tenant_id: string | null;
   url: string;
   secret: string;
+}
+
+/** A row of webhook_deliveries: one try to deliver an event to a webhook. */
+export interface DeliveryRow {
+  id: string;
+  webhook_id: string;
+  event_source: string;
+  event_id: string;
+  event_type: string;
+  attempt: number;
+  status_code: number | null;
+  error: string | null;
+  succeeded: boolean;
+  duration_ms: number;
+  at: Date;
+  /** The delivery this row sent again; null for the notifications function's own tries. */
+  redelivery_of: string | null;
+}
+
+/** What a webhook is sent for one event (kept in webhook_payloads): enough to send it again. */
+interface SentEvent {
+  source: string;
+  id: string;
+  type: string;
+  /** The exact body: the CloudEvent in structured mode; the signature is made per send. */
+  body: string;
+}
+
+/** What a redelivery came to: not found, refused (no stored body; already delivered, with that delivery), or sent (with the new delivery). */
+export type RedeliveryResult =
+  | { outcome: 'not_found' }
+  | { outcome: 'not_stored'; delivery: DeliveryRow }
+  | { outcome: 'already_delivered'; delivery: DeliveryRow }
+  | { outcome: 'delivered' | 'failed'; delivery: DeliveryRow };
+
+/**
+ * A webhook's logged delivery with the body its event was sent with (null for deliveries logged
+ * before bodies were kept, migration 0016); undefined when the webhook has no such delivery.
+ */
+export async function storedDelivery(db: Knex, webhookId: string, deliveryId: string): Promise<{ delivery: DeliveryRow; body: string | null } | undefined> {
+  if (!/^\d{1,18}$/.test(deliveryId)) return undefined;
+  const row = await db('webhook_deliveries as d')
+    .leftJoin('webhook_payloads as p', (j) => void j.on('p.webhook_id', 'd.webhook_id').andOn('p.event_source', 'd.event_source').andOn('p.event_id', 'd.event_id'))
+    .where({ 'd.id': deliveryId, 'd.webhook_id': webhookId })
+    .first<(DeliveryRow & { body: string | null }) | undefined>('d.*', 'p.body');
+  if (!row) return undefined;
+  const { body, ...delivery } = row;
+  return { delivery, body };
 }
 
 export interface DeliveryOutcome {
@@ -243,38 +294,85 @@ export class Notifier {
     const { db, attempts, backoffMs = 200 } = this.options;
     const done: unknown = await db('webhook_deliveries').where({ webhook_id: hook.id, event_source: event.source, event_id: event.id, succeeded: true }).first();
     if (done) return { webhook_id: hook.id, outcome: 'already_delivered', attempts: 0 };
-    const body = JSON.stringify({
-      specversion: '1.0',
-      id: event.id,
+    const sent: SentEvent = {
       source: event.source,
+      id: event.id,
       type: event.type,
-      ...(event.time ? { time: event.time } : {}),
-      datacontenttype: 'application/json',
-      data,
-    });
+      body: JSON.stringify({
+        specversion: '1.0',
+        id: event.id,
+        source: event.source,
+        type: event.type,
+        ...(event.time ? { time: event.time } : {}),
+        datacontenttype: 'application/json',
+        data,
+      }),
+    };
+    // Kept before the first try, so a webhook that stays down can be sent this body again later.
+    await db('webhook_payloads')
+      .insert({ webhook_id: hook.id, event_source: sent.source, event_id: sent.id, event_type: sent.type, body: sent.body })
+      .onConflict(['webhook_id', 'event_source', 'event_id'])
+      .merge(['event_type', 'body']);
     for (let attempt = 1; attempt <= attempts; attempt++) {
-      const started = performance.now();
-      const { status, error } = await this.post(hook, body);
-      const succeeded = status !== null && status >= 200 && status < 300;
-      await db('webhook_deliveries')
-        .insert({
-          webhook_id: hook.id,
-          event_source: event.source,
-          event_id: event.id,
-          event_type: event.type,
-          attempt,
-          status_code: status,
-          error,
-          succeeded,
-          duration_ms: Math.round(performance.now() - started),
-        })
-        .onConflict(db.raw('(webhook_id, event_source, event_id) WHERE succeeded'))
-        .ignore();
+      const { succeeded } = await this.attempt(hook, sent, attempt, null);
       if (succeeded) return { webhook_id: hook.id, outcome: 'delivered', attempts: attempt };
       if (attempt < attempts) await new Promise((resolve) => setTimeout(resolve, backoffMs * 4 ** (attempt - 1)));
     }
     this.options.logger.warn({ webhook: hook.id, event: event.id }, 'webhook not delivered after all attempts');
     return { webhook_id: hook.id, outcome: 'failed', attempts };
+  }
+
+  /**
+   * Sends a logged delivery's event again, now, once: the stored body (same event id, so the
+   * receiver can dedup) to the webhook's current URL with a fresh signature, through the same
+   * checks as every delivery, logged as a new row with `redelivery_of`. Refuses an event the
+   * webhook already received unless `force`. Two redeliveries at once are not serialized: both
+   * may send, under the same event id.
+   */
+  async redeliver(webhookId: string, deliveryId: string, options: { force: boolean }): Promise<RedeliveryResult> {
+    const { db } = this.options;
+    const stored = await storedDelivery(db, webhookId, deliveryId);
+    if (!stored) return { outcome: 'not_found' };
+    const { delivery, body } = stored;
+    if (body === null) return { outcome: 'not_stored', delivery };
+    if (!options.force) {
+      const done = (await db('webhook_deliveries')
+        .where({ webhook_id: webhookId, event_source: delivery.event_source, event_id: delivery.event_id, succeeded: true })
+        .orderBy('id')
+        .first()) as DeliveryRow | undefined;
+      if (done) return { outcome: 'already_delivered', delivery: done };
+    }
+    const hook = (await db('webhooks').where({ id: webhookId }).first()) as WebhookRow | undefined;
+    if (!hook) return { outcome: 'not_found' };
+    const { succeeded, row } = await this.attempt(hook, { source: delivery.event_source, id: delivery.event_id, type: delivery.event_type, body }, 1, delivery.id);
+    // A redelivery is outside the once-per-event index, so its row is always written.
+    if (!row) throw new Error(`redelivery of ${deliveryId} logged no row`);
+    return { outcome: succeeded ? 'delivered' : 'failed', delivery: row };
+  }
+
+  /** One try: the body POSTed with a fresh signature, then logged in webhook_deliveries (no row when a concurrent try already logged the event's success). */
+  private async attempt(hook: WebhookRow, sent: SentEvent, attempt: number, redeliveryOf: string | null): Promise<{ succeeded: boolean; row: DeliveryRow | undefined }> {
+    const { db } = this.options;
+    const started = performance.now();
+    const { status, error } = await this.post(hook, sent.body);
+    const succeeded = status !== null && status >= 200 && status < 300;
+    const [row] = (await db('webhook_deliveries')
+      .insert({
+        webhook_id: hook.id,
+        event_source: sent.source,
+        event_id: sent.id,
+        event_type: sent.type,
+        attempt,
+        status_code: status,
+        error,
+        succeeded,
+        duration_ms: Math.round(performance.now() - started),
+        redelivery_of: redeliveryOf,
+      })
+      .returning('*')
+      .onConflict(db.raw('(webhook_id, event_source, event_id) WHERE succeeded AND redelivery_of IS NULL'))
+      .ignore()) as DeliveryRow[];
+    return { succeeded, row };
   }
 
   private async post(hook: WebhookRow, body: string): Promise<{ status: number | null; error: string | null }> {

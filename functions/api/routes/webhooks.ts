@@ -10,7 +10,7 @@ import { ApiError, notFound } from '../../../src/api/errors.js';
 import type { Principal } from '../../../src/api/keys.js';
 import { reply, route } from '../../../src/api/route.js';
 import { canSee, isUuid, scopedTenant } from '../../../src/api/tenancy.js';
-import { notifiableTypes, urlProblem } from '../../../src/stages/notify.js';
+import { Notifier, notifiableTypes, storedDelivery, urlProblem, type DeliveryRow } from '../../../src/stages/notify.js';
 import { idParams, tenantRef } from './common.js';
 import type { ApiDeps } from './index.js';
 
@@ -23,6 +23,8 @@ const webhookSchema = z.object({
   created_at: z.string(),
 });
 const deliverySchema = z.object({
+  id: z.string().describe('the delivery’s id, for /webhooks/{id}/deliveries/{deliveryId}'),
+  event_source: z.string(),
   event_id: z.string(),
   event_type: z.string(),
   attempt: z.number().int(),
@@ -31,7 +33,22 @@ const deliverySchema = z.object({
   succeeded: z.boolean(),
   duration_ms: z.number().int(),
   at: z.string(),
+  redelivery_of: z.string().nullable().describe('the delivery this one sent again on request; null for the notifications function’s own tries'),
 });
+const deliveryOut = (r: DeliveryRow): z.infer<typeof deliverySchema> => ({
+  id: r.id,
+  event_source: r.event_source,
+  event_id: r.event_id,
+  event_type: r.event_type,
+  attempt: r.attempt,
+  status_code: r.status_code,
+  error: r.error,
+  succeeded: r.succeeded,
+  duration_ms: r.duration_ms,
+  at: r.at.toISOString(),
+  redelivery_of: r.redelivery_of,
+});
+const deliveryParams = z.strictObject({ id: z.string().min(1).max(128), deliveryId: z.string().min(1).max(32) });
 
 /** Webhooks one tenant (or the operator) may register. */
 const MAX_WEBHOOKS = 10;
@@ -48,6 +65,14 @@ const webhookOut = (r: WebhookRow): z.infer<typeof webhookSchema> => ({ id: r.id
 
 export const webhookRoutes = (deps: ApiDeps) => {
   const { db } = deps;
+  // Redeliveries go through the notifications function's delivery code (signature, address checks, log).
+  const notifier = new Notifier({
+    db,
+    logger: deps.logger,
+    attempts: deps.config.WEBHOOK_ATTEMPTS,
+    timeoutMs: deps.config.WEBHOOK_TIMEOUT_MS,
+    allowPrivate: deps.config.WEBHOOK_ALLOW_PRIVATE_ADDRESSES,
+  });
   const visibleWebhook = async (principal: Principal, id: string): Promise<WebhookRow> => {
     const row = isUuid(id) ? ((await db('webhooks').where({ id }).first()) as WebhookRow | undefined) : undefined;
     if (!row || (row.tenant_id === null ? principal.role !== 'admin' : !canSee(principal, row.tenant_id))) throw notFound('webhook', id);
@@ -121,8 +146,72 @@ export const webhookRoutes = (deps: ApiDeps) => {
       responses: { 200: { description: 'Attempts', schema: z.object({ items: z.array(deliverySchema) }) } },
       handle: async ({ principal, params }) => {
         const row = await visibleWebhook(principal, params.id);
-        const rows = (await db('webhook_deliveries').where({ webhook_id: row.id }).orderBy('id', 'desc').limit(500)) as (Omit<z.infer<typeof deliverySchema>, 'at'> & { at: Date })[];
-        return { items: rows.map((r) => ({ event_id: r.event_id, event_type: r.event_type, attempt: r.attempt, status_code: r.status_code, error: r.error, succeeded: r.succeeded, duration_ms: r.duration_ms, at: r.at.toISOString() })) };
+        const rows = (await db('webhook_deliveries').where({ webhook_id: row.id }).orderBy('id', 'desc').limit(500)) as DeliveryRow[];
+        return { items: rows.map(deliveryOut) };
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/webhooks/:id/deliveries/:deliveryId',
+      summary: 'One delivery of a webhook, with the CloudEvent it sent',
+      tag: 'webhooks',
+      auth: ['admin', 'tenant'],
+      params: deliveryParams,
+      responses: {
+        200: {
+          description: 'The delivery and its event',
+          schema: deliverySchema.extend({
+            event: z.record(z.string(), z.unknown()).nullable().describe('the CloudEvent sent (structured mode; the body the signature covered); null for deliveries logged before bodies were kept'),
+          }),
+        },
+        404: { description: 'No such webhook visible to the key, or no such delivery of it' },
+      },
+      handle: async ({ principal, params }) => {
+        const hook = await visibleWebhook(principal, params.id);
+        const stored = await storedDelivery(db, hook.id, params.deliveryId);
+        if (!stored) throw notFound('delivery', params.deliveryId);
+        return { ...deliveryOut(stored.delivery), event: stored.body === null ? null : (JSON.parse(stored.body) as Record<string, unknown>) };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/webhooks/:id/deliveries/:deliveryId/redeliver',
+      summary: 'Send a delivery’s event again, now, to the webhook’s current URL',
+      description:
+        'One try, with the stored body (same event id, so the receiver can dedup) and a fresh signature, through the same address checks as every delivery; logged as a new delivery with redelivery_of. Refused with 409 when the webhook already received the event, unless force=true.',
+      tag: 'webhooks',
+      auth: ['admin', 'tenant'],
+      limit: 'expensive',
+      params: deliveryParams,
+      query: z.strictObject({ force: z.enum(['true', 'false']).default('false').describe('true: send even when the webhook already received the event') }),
+      responses: {
+        200: { description: 'Delivered: the endpoint answered 2xx; the new delivery', schema: deliverySchema },
+        404: { description: 'No such webhook visible to the key, or no such delivery of it' },
+        409: { description: 'The webhook already received this event (force=true sends it anyway)' },
+        422: { description: 'The delivery was logged before bodies were kept: there is nothing to send' },
+        502: { description: 'The endpoint failed again; the new delivery (logged) is in the problem’s `delivery` member' },
+      },
+      handle: async ({ principal, params, query }) => {
+        const hook = await visibleWebhook(principal, params.id);
+        const force = query.force === 'true';
+        const result = await notifier.redeliver(hook.id, params.deliveryId, { force });
+        if (result.outcome === 'not_found') throw notFound('delivery', params.deliveryId);
+        if (result.outcome === 'not_stored') throw new ApiError('payload_not_stored', `delivery ${params.deliveryId} was logged before event bodies were kept; its event cannot be sent again`);
+        if (result.outcome === 'already_delivered') {
+          throw new ApiError('already_delivered', `webhook ${hook.id} already received event ${result.delivery.event_id} (delivery ${result.delivery.id}); add ?force=true to send it again`);
+        }
+        const delivery = deliveryOut(result.delivery);
+        await audit(db, principal, {
+          action: 'webhook.redeliver',
+          entityType: 'webhook',
+          entityId: hook.id,
+          tenantId: hook.tenant_id,
+          details: { delivery_id: params.deliveryId, new_delivery_id: delivery.id, event_source: delivery.event_source, event_id: delivery.event_id, force, outcome: result.outcome, status_code: delivery.status_code },
+        });
+        if (result.outcome === 'failed') {
+          throw new ApiError('webhook_failed', `the webhook did not accept event ${delivery.event_id}: ${delivery.error ?? 'no answer'} (logged as delivery ${delivery.id})`, undefined, {}, { delivery });
+        }
+        return delivery;
       },
     }),
   ];
