@@ -60,6 +60,7 @@ interface Summary {
   series_vanished: number;
   unlabelled_revisions: number;
   metered_elsewhere_revisions: number;
+  unknown_metering_label_revisions: number;
 }
 
 /** The usage reports of `events`, keyed "revision ok|error", without their volatile parts. */
@@ -194,20 +195,28 @@ describe('queue-proxy scraper (functions/scrape)', function () {
     // echo reports its own usage through the metering middleware: the scraper must not count it again.
     cluster.revisions.push(knativeRevision({ namespace: 'shop', name: 'echo-00001', service: 'echo', tenant: 'acme', meteredBy: 'middleware', memory: '128Mi' }));
     cluster.revisions.push(knativeRevision({ namespace: 'shop', name: 'hello-00002', service: 'hello', tenant: 'acme', meteredBy: 'scrape', memory: '128Mi' }));
+    // A label that names no source (a typo) must not stop billing: metered, and counted.
+    cluster.revisions.push(knativeRevision({ namespace: 'shop', name: 'waiter-00002', service: 'waiter', tenant: 'acme', meteredBy: 'scraper', memory: '256Mi' }));
     const pod = (name: string, revision: string, service: string) => revisionPod({ namespace: 'shop', name, uid: randomUUID(), revision, service, ip: '10.1.0.1' });
-    cluster.pods = [pod('echo-a', 'echo-00001', 'echo'), pod('hello-d', 'hello-00002', 'hello')];
+    cluster.pods = [pod('echo-a', 'echo-00001', 'echo'), pod('hello-d', 'hello-00002', 'hello'), pod('waiter-e', 'waiter-00002', 'waiter')];
     const metrics = cluster.podMetrics;
     metrics.set('shop/echo-a', otelExposition('echo-a', 'echo-00001', 'echo', { '200': { count: 1, sumSeconds: 0.01 } }));
     metrics.set('shop/hello-d', otelExposition('hello-d', 'hello-00002', 'hello', { '200': { count: 1, sumSeconds: 0.01 } }));
+    metrics.set('shop/waiter-e', otelExposition('waiter-e', 'waiter-00002', 'waiter', { '200': { count: 1, sumSeconds: 0.01 } }));
     await start('pods');
     await tick(0);
     metrics.set('shop/echo-a', otelExposition('echo-a', 'echo-00001', 'echo', { '200': { count: 9, sumSeconds: 0.09 } }));
     metrics.set('shop/hello-d', otelExposition('hello-d', 'hello-00002', 'hello', { '200': { count: 3, sumSeconds: 0.03 } }));
+    metrics.set('shop/waiter-e', otelExposition('waiter-e', 'waiter-00002', 'waiter', { '200': { count: 5, sumSeconds: 0.05 } }));
     const summary = await tick(1);
     assert.equal(summary.metered_elsewhere_revisions, 1);
+    assert.equal(summary.unknown_metering_label_revisions, 1);
     assert.equal(summary.unlabelled_revisions, 0);
-    // Labelled for the scraper itself: metered as usual.
-    assert.deepEqual(byRevision(sink.events), { 'hello-00002 ok': { tenant: 'acme', service: 'hello', invocations: 2, duration_ms: 20, memory_mb: 128 } });
+    // Labelled for the scraper itself, or with a label naming no source: metered as usual.
+    assert.deepEqual(byRevision(sink.events), {
+      'hello-00002 ok': { tenant: 'acme', service: 'hello', invocations: 2, duration_ms: 20, memory_mb: 128 },
+      'waiter-00002 ok': { tenant: 'acme', service: 'waiter', invocations: 4, duration_ms: 40, memory_mb: 256 },
+    });
   });
 
   it('asks Prometheus for each revision’s increase over the interval, in both naming schemes', async () => {

@@ -11,14 +11,23 @@ import { z } from 'zod';
 /** Label naming the tenant billed for a workload. */
 export const tenantLabel = 'faasbilling.dev/tenant';
 /**
- * Label naming the one source that meters a workload: `scrape`, `agent`, or anything else (e.g.
- * `middleware` for a function that reports its own usage) for neither cluster source. Unset: the
- * cluster source that is deployed meters it.
+ * Label naming the one source that meters a workload: `scrape` or `agent` (that cluster source
+ * only), or `middleware` (a function that reports its own usage: neither cluster source). Unset, or
+ * a value that is none of these (a typo must not stop billing silently): the cluster source that is
+ * deployed meters it, and counts the unknown value.
  */
 export const meteringLabel = 'faasbilling.dev/metered-by';
+export const meteringSources = ['scrape', 'agent', 'middleware'] as const;
 
-/** Whether `source` meters a workload with these labels (see meteringLabel). */
-export const meteredBy = (workload: { meteredBy: string | undefined }, source: 'scrape' | 'agent'): boolean => workload.meteredBy === undefined || workload.meteredBy === source;
+/**
+ * Whether `source` meters a workload (see meteringLabel): `yes`, `no` (labelled for another
+ * source), or `unknown-label` (metered, but its label names no source).
+ */
+export function meteredBy(workload: { meteredBy: string | undefined }, source: 'scrape' | 'agent'): 'yes' | 'no' | 'unknown-label' {
+  const label = workload.meteredBy;
+  if (label === undefined || label === source) return 'yes';
+  return (meteringSources as readonly string[]).includes(label) ? 'no' : 'unknown-label';
+}
 const revisionLabel = 'serving.knative.dev/revision';
 const serviceLabel = 'serving.knative.dev/service';
 const configurationLabel = 'serving.knative.dev/configuration';

@@ -166,11 +166,13 @@ describe('billing agent', function () {
     assert.deepEqual(reports(sink.events)['waiter-old ok'], { tenant: 'acme', service: 'waiter', revision: 'waiter-00001', invocations: 5, duration_ms: 250, memory_mb: 80, cpu_ms: 0, cold_start: false });
   });
 
-  it('leaves a pod labelled faasbilling.dev/metered-by another source alone', async () => {
+  it('leaves a pod labelled faasbilling.dev/metered-by another source alone, and meters one whose label names no source', async () => {
     await agent.close();
     registry = new Registry();
     // waiter-old reports through its own middleware: the agent must not count it again.
-    cluster.pods = cluster.pods.map((p) => (p.metadata.name === 'waiter-old' ? { ...p, metadata: { ...p.metadata, labels: { ...p.metadata.labels, 'faasbilling.dev/metered-by': 'middleware' } } } : p));
+    // hello-new's label names no source (a typo): it must still be metered, and counted.
+    const label = (p: (typeof cluster.pods)[number], value: string) => ({ ...p, metadata: { ...p.metadata, labels: { ...p.metadata.labels, 'faasbilling.dev/metered-by': value } } });
+    cluster.pods = cluster.pods.map((p) => (p.metadata.name === 'waiter-old' ? label(p, 'middleware') : p.metadata.name === 'hello-new' ? label(p, 'Agent') : p));
     agent = startAgent({ ...env, AGENT_DEFAULT_TENANT: 'demo' });
     await agent.sample(at(1));
     cluster.podMetrics.set('shop/waiter-old', exposition('waiter-old', 'waiter-00001', 15));
@@ -179,8 +181,9 @@ describe('billing agent', function () {
     await agent.emitter.flush();
     const reported = Object.keys(reports(sink.events));
     assert.ok(!reported.some((k) => k.startsWith('waiter-old')), reported.join(', '));
-    // The unlabelled hello-new beside it is still metered (AGENT_DEFAULT_TENANT is set here).
+    // hello-new beside it, labelled with no source's name, is still metered (AGENT_DEFAULT_TENANT is set here), and counted.
     assert.ok(reported.some((k) => k.startsWith('hello-new')), reported.join(', '));
+    assert.equal(await metricValue(registry, 'faasbilling_agent_unknown_metering_label_total'), 2);
   });
 
   it('counts pods whose cgroup or metrics it cannot read, and reports the rest', async () => {

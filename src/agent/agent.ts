@@ -72,6 +72,11 @@ export class BillingAgent {
       memory: new Gauge({ name: 'faasbilling_agent_pod_memory_bytes', help: 'memory.current of each revision pod container', labelNames: ['namespace', 'pod'] as const, registers }),
       coldStarts: new Counter({ name: 'faasbilling_agent_cold_starts_total', help: 'Cold starts detected (a pod started while watched served its first request)', registers }),
       samples: new Counter({ name: 'faasbilling_agent_samples_total', help: 'Samples taken', registers }),
+      unknownMeteringLabel: new Counter({
+        name: 'faasbilling_agent_unknown_metering_label_total',
+        help: 'Reports of pods metered although their faasbilling.dev/metered-by label names no source (a typo?)',
+        registers,
+      }),
     };
   }
 
@@ -124,7 +129,9 @@ export class BillingAgent {
     if (served < 1) return;
     // Nobody to bill (no tenant label, no AGENT_DEFAULT_TENANT), or labelled for another source
     // (faasbilling.dev/metered-by): not metered here. Counters still advance.
-    if ((pod.tenant ?? this.deps.config.AGENT_DEFAULT_TENANT) === undefined || !meteredBy(pod, 'agent')) return;
+    const metered = meteredBy(pod, 'agent');
+    if ((pod.tenant ?? this.deps.config.AGENT_DEFAULT_TENANT) === undefined || metered === 'no') return;
+    if (metered === 'unknown-label') this.metrics.unknownMeteringLabel.inc();
     const coldStart = !tracked.coldStartReported;
     tracked.coldStartReported = true;
     if (coldStart) this.metrics.coldStarts.inc();

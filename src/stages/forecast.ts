@@ -24,7 +24,8 @@
  *   component's model and backtest MASE are in `components`.
  * - **Deploys**: the hours in which a revision served for the first time (a new revision of a
  *   service, or a new service) are passed to the forecasting core, which judges whether the
- *   tenant's usage took a new level there (level-shift.ts: `levelShiftAtDeploy`).
+ *   tenant's usage took a new level there (level-shift.ts: `levelShiftAtDeploy`). Not for cold
+ *   starts: a deploy restarts pods, so they burst at every deploy without a new level.
  *
  * Re-running for the same tenant, horizon and as_of replaces the row (unique key), so a repeated
  * tick changes nothing but `updated_at`.
@@ -206,7 +207,7 @@ export class Forecaster {
 
     const targets = horizons.map((horizon) => ({ horizon, hours: horizon === 'month_end' ? countWindows(asOf, month.end.getTime(), zone) : fixedHorizonHours[horizon] }));
     const future = futureWindows(asOf, Math.max(...targets.map((t) => t.hours)), zone);
-    const series = Object.fromEntries(meters.map((m) => [m, forecastSeries(history.map((h) => h[m]), { horizonHours: future.length, deploys })])) as Record<Meter, SeriesForecast>;
+    const series = Object.fromEntries(meters.map((m) => [m, forecastSeries(history.map((h) => h[m]), { horizonHours: future.length, deploys: m === 'cold_starts' ? [] : deploys })])) as Record<Meter, SeriesForecast>;
 
     // The plan in force at the start of each billing period a target reaches, looked up once.
     const plansAt = new Map<number, Promise<StoredPlan>>();

@@ -32,6 +32,8 @@ export interface ScrapeSummary {
   unlabelled_revisions: number;
   /** Revisions that served requests but are labelled faasbilling.dev/metered-by another source: not metered here. */
   metered_elsewhere_revisions: number;
+  /** Revisions metered although their faasbilling.dev/metered-by label names no source (a typo?). */
+  unknown_metering_label_revisions: number;
 }
 
 /** The event source of the scraper's usage events. */
@@ -73,10 +75,13 @@ export class Scraper {
     const known = await this.revisionMeta();
     const unlabelled = new Set<string>();
     const elsewhere = new Set<string>();
+    const unknownLabel = new Set<string>();
     const meta = (namespace: string, revision: string, service: string | undefined): RevisionMeta => {
-      const { elsewhere: other, ...m } = known(namespace, revision, service);
-      if (other) elsewhere.add(`${namespace}/${revision}`);
-      else if (m.tenant === undefined) unlabelled.add(`${namespace}/${revision}`);
+      const { metered, ...m } = known(namespace, revision, service);
+      const key = `${namespace}/${revision}`;
+      if (metered === 'no') elsewhere.add(key);
+      else if (m.tenant === undefined) unlabelled.add(key);
+      if (metered === 'unknown-label') unknownLabel.add(key);
       return m;
     };
     const result =
@@ -97,20 +102,21 @@ export class Scraper {
       series_vanished: result.vanished,
       unlabelled_revisions: unlabelled.size,
       metered_elsewhere_revisions: elsewhere.size,
+      unknown_metering_label_revisions: unknownLabel.size,
     };
   }
 
   /** Tenant, service and memory of each revision (Revisions outlive their pods, so scaled-to-zero ones are known too). */
-  private async revisionMeta(): Promise<(namespace: string, revision: string, service: string | undefined) => RevisionMeta & { elsewhere: boolean }> {
+  private async revisionMeta(): Promise<(namespace: string, revision: string, service: string | undefined) => RevisionMeta & { metered: ReturnType<typeof meteredBy> }> {
     const { config } = this.deps;
     const revisions = new Map<string, RevisionInfo>((await this.deps.cluster.listRevisions()).map((r) => [`${r.namespace}/${r.name}`, r]));
     return (namespace, revision, service) => {
       const info = revisions.get(`${namespace}/${revision}`);
       // Labelled for another source (the agent, or the function's own middleware): nobody is billed here.
-      const elsewhere = info !== undefined && !meteredBy(info, 'scrape');
+      const metered = info ? meteredBy(info, 'scrape') : 'yes';
       return {
-        elsewhere,
-        tenant: elsewhere ? undefined : (info?.tenant ?? config.SCRAPE_DEFAULT_TENANT),
+        metered,
+        tenant: metered === 'no' ? undefined : (info?.tenant ?? config.SCRAPE_DEFAULT_TENANT),
         service: info?.service ?? service ?? revision,
         memoryMb: info?.memoryLimitMb ?? config.SCRAPE_DEFAULT_MEMORY_MB,
       };

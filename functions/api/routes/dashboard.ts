@@ -15,7 +15,7 @@ const storedForecastSchema = z.object({
   period_start: z.string(),
   period_end: z.string(),
   currency: z.string(),
-  actual_cost: decimalText.nullable().describe('month_end: the month-to-date bill inside the forecast'),
+  actual_cost: decimalText.nullable().describe('month_end: what the month has accrued so far (usage after commitment discounts), inside the forecast; the minimum charge and an unused commitment are in predicted_cost only'),
   predicted_cost: decimalText,
   lower_80: decimalText,
   upper_80: decimalText,

@@ -14,8 +14,9 @@
  * the plan with its free tier reduced, as before, charged a plan's minimum a second time: a month
  * forecast at 200.00 where the bill would be 100.00.) The usage so far enters as one line per meter
  * rather than one per service, so where the minimum charge decides, the result can differ from the
- * bill of the union by the rounding of the services' lines (a cent per service line); without a
- * minimum it is exact, per-line rounding included. Components are the meters' usage lines, so a
+ * bill of the union by the rounding of the lines (about a cent per line); without a minimum it is
+ * exact, per-line rounding included. The usage so far is priced at list prices: price variants
+ * (architecture, spot, time of day) are not applied to it here. Components are the meters' usage lines, so a
  * commitment discount or minimum top-up shows in the total (`cost`) and not in a component. Coupons
  * and credits (applied when a bill is finalized) are not forecast.
  * A target that crosses into the next billing period is split there: the next period starts with

@@ -255,7 +255,7 @@ describe('forecasting core', function () {
     it('takes a new level at a known deploy after hours, not days, and leaves a deploy that changed nothing alone', () => {
       const hours = 4 * WEEK_HOURS;
       const base: SyntheticOptions = { hours, level: 100, trend: 0, dailyAmplitude: 30, weekendFactor: 0.7, noise: 4 };
-      const deployAt = hours - 10;
+      const deployAt = hours - 14;
       const shifted = syntheticSeries(71, { ...base, shiftAt: deployAt, shiftFactor: 2 });
       const withDeploy = forecastSeries(shifted, { horizonHours: 24, deploys: [deployAt] });
       assert.equal(withDeploy.levelShift?.at, deployAt);
@@ -265,11 +265,12 @@ describe('forecasting core', function () {
       const truth = syntheticSeries(71, { ...base, hours: hours + 24, shiftAt: deployAt, shiftFactor: 2, noise: 0 }).slice(hours);
       const truthTotal = truth.reduce((s, v) => s + v, 0);
       assert.ok(Math.abs(withDeploy.total(24).expected / truthTotal - 1) < 0.1, `with the deploy: ${withDeploy.total(24).expected} vs ${truthTotal}`);
-      // Without the deploy, ten hours are not a new level (detectLevelShift wants two days).
+      // Without the deploy, 14 hours are not a new level (detectLevelShift wants two days).
       const withoutDeploy = forecastSeries(shifted, { horizonHours: 24 });
       assert.equal(withoutDeploy.levelShift, null);
       assert.ok(withoutDeploy.total(24).expected < 0.85 * truthTotal);
       // A deploy that changed nothing, one older than a week, and one only 3 hours old: no shift.
+      // (levelShiftAtDeploy's own tests cover bursts, outages and noise after a deploy.)
       const plain = syntheticSeries(72, base);
       assert.equal(forecastSeries(plain, { horizonHours: 24, deploys: [hours - 30] }).levelShift, null);
       assert.equal(forecastSeries(syntheticSeries(71, { ...base, shiftAt: hours - 200, shiftFactor: 2 }), { horizonHours: 24, deploys: [hours - 200] }).levelShift, null);

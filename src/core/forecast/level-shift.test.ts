@@ -40,15 +40,40 @@ describe('level shifts', function () {
     assert.equal(detectLevelShift(syntheticSeries(8, { ...base, hours: 2 * WEEK_HOURS, shiftAt: 2 * WEEK_HOURS - 72, shiftFactor: 2 })), null);
   });
 
-  it('judges a known deploy on hours of evidence, and not in intermittent usage nor a deploy under 6 hours old', () => {
-    const at = HISTORY - 8;
+  it('judges known deploys newest first, on hours of evidence, and not in intermittent usage nor under 12 hours', () => {
+    const at = HISTORY - 16;
     const shift = levelShiftAtDeploy(syntheticSeries(5, { ...base, shiftAt: at, shiftFactor: 0.5 }), [at - 100, at]);
-    // The latest deploy is judged.
     assert.equal(shift?.at, at);
+    assert.equal(shift?.cause, 'deploy');
     assert.ok(shift && Math.abs(shift.factor - 0.5) < 0.08, `factor ${shift?.factor}`);
+    // A neutral newer deploy does not hide an older one that shifted the level.
+    const older = HISTORY - 40;
+    assert.equal(levelShiftAtDeploy(syntheticSeries(5, { ...base, shiftAt: older, shiftFactor: 1.8 }), [older, HISTORY - 14])?.at, older);
     const timer = Array.from({ length: HISTORY }, (_, t) => (t % 6 === 0 ? (t >= at ? 30 : 10) : 0));
     assert.equal(levelShiftAtDeploy(timer, [at]), null);
-    assert.equal(levelShiftAtDeploy(syntheticSeries(5, { ...base, shiftAt: HISTORY - 4, shiftFactor: 0.5 }), [HISTORY - 4]), null);
+    assert.equal(levelShiftAtDeploy(syntheticSeries(5, { ...base, shiftAt: HISTORY - 8, shiftFactor: 0.5 }), [HISTORY - 8]), null);
+  });
+
+  it('takes no new level from a burst or an outage of a few hours after a deploy, nor from noise', () => {
+    let found = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      // Three times the traffic for 8 of the 24 hours since a deploy (a retry storm, a restart burst).
+      const burst = syntheticSeries(seed, base);
+      for (let t = HISTORY - 24; t < HISTORY - 16; t++) burst[t] = (burst[t] ?? 0) * 3;
+      // Nothing for 3 of the 12 hours since (a bad release, rolled back).
+      const outage = syntheticSeries(seed, base);
+      for (let t = HISTORY - 12; t < HISTORY - 9; t++) outage[t] = 0;
+      // No change at all on a noisy series (noise 30 on a level of 100).
+      const noisy = syntheticSeries(seed, { ...base, noise: 30 });
+      for (const [y, at] of [
+        [burst, HISTORY - 24],
+        [outage, HISTORY - 12],
+        [noisy, HISTORY - 12 - ((seed * 37) % 150)],
+      ] as const) {
+        if (levelShiftAtDeploy(y, [at]) !== null) found++;
+      }
+    }
+    assert.equal(found, 0, `${found} of 120 series took a new level`);
   });
 
   it('rescales only the hours before the shift', () => {

@@ -13,7 +13,7 @@
  * histories under three weeks are left as they are: their day totals are too noisy to judge.
  *
  * When the deploys are known (the hours a new revision began serving), `levelShiftAtDeploy` judges
- * the latest one first, on hours rather than days of evidence.
+ * them first, newest first, on hours rather than days of evidence.
  */
 import { DAY_HOURS, WEEK_HOURS } from './models.js';
 
@@ -35,10 +35,12 @@ export interface LevelShift {
   cause: 'deploy' | 'detected';
 }
 
-/** Hours after a deploy before its level is judged (a few hours of the new revision's traffic). */
-const MIN_DEPLOY_HOURS = 6;
+/** Hours after a deploy before its level is judged (half a day of the new revision's traffic). */
+const MIN_DEPLOY_HOURS = 12;
 /** A deploy's level counts as new when it is at least 20% above or below the same hours before. */
 const DEPLOY_SHIFT_RATIO = 1.2;
+/** Share of the hours since a deploy that have to lie on the side of the new level. */
+const DEPLOY_CONSISTENCY = 0.8;
 
 function sum(y: ArrayLike<number>, from: number, to: number): number {
   let s = 0;
@@ -76,35 +78,57 @@ export function detectLevelShift(y: ArrayLike<number>): LevelShift | null {
 
 /**
  * The level shift at a known deploy: `deploys` are the hours at which a new revision began serving.
- * The latest deploy with MIN_DEPLOY_HOURS to a week of hours after it is judged: its hours since
- * are compared with the same hours one season earlier (a week when the history reaches that far
- * back, else a day), and a ratio beyond ±DEPLOY_SHIFT_RATIO is a new level. Because the moment is
- * known, hours rather than days of evidence suffice and the bar is lower than detectLevelShift's;
- * the season before the deploy still has to be steady (within ±STEADY_RATIO of the one before it,
- * when the history holds it), so a trend is not taken for the deploy's effect. Intermittent series
- * are left as they are.
+ * Deploys with MIN_DEPLOY_HOURS to a week of hours after them are judged, newest first; the first
+ * that qualifies is the shift. Each hour since the deploy is compared with the same hour one season
+ * earlier (a week when the history reaches that far back, else a day) as a log ratio
+ * log((y + 1) / (y₋ₛ + 1)), and so are the as many hours just before it (the control: how much such
+ * ratios move when nothing happened). The deploy took a new level when
+ * - the median ratio since the deploy, less the control's median (growth that was there before),
+ *   is at least ±DEPLOY_SHIFT_RATIO;
+ * - at least DEPLOY_CONSISTENCY of the hours since lie on that side: a burst or an outage of a few
+ *   hours after a deploy (pods restarting, a bad release rolled back) is an incident, not a level;
+ * - and it stands out from the control's noise: more than three standard errors of a median
+ *   (1.2533 · σ / √k, σ the control's robust spread, k the hours since), so a noisy series does not
+ *   shift on every deploy.
+ * Medians make it robust to a few odd hours on either side. Intermittent series are left as they
+ * are. The factor is exp(that median difference).
  */
 export function levelShiftAtDeploy(y: ArrayLike<number>, deploys: readonly number[]): LevelShift | null {
   const n = y.length;
   let zeros = 0;
   for (let t = 0; t < n; t++) if (y[t] === 0) zeros++;
   if (n === 0 || zeros / n >= INTERMITTENT_ZERO_SHARE) return null;
-  const judged = deploys.filter((at) => Number.isInteger(at) && n - at >= MIN_DEPLOY_HOURS && n - at <= MAX_SHIFT_DAYS * DAY_HOURS);
-  if (judged.length === 0) return null;
-  const at = Math.max(...judged);
-  const season = at >= WEEK_HOURS ? WEEK_HOURS : at >= DAY_HOURS ? DAY_HOURS : 0;
-  // The hours since the deploy have to fit inside one season for "the same hours a season earlier".
-  if (season === 0 || n - at > season) return null;
-  const after = sum(y, at, n);
-  const before = sum(y, at - season, n - season);
-  if (after <= 0 || before <= 0) return null;
-  if (at >= 2 * season) {
-    const steady = sum(y, at - season, at) / Math.max(Number.MIN_VALUE, sum(y, at - 2 * season, at - season));
-    if (steady > STEADY_RATIO || steady < 1 / STEADY_RATIO) return null;
+  const judged = [...new Set(deploys)].filter((at) => Number.isInteger(at) && n - at >= MIN_DEPLOY_HOURS && n - at <= MAX_SHIFT_DAYS * DAY_HOURS).sort((a, b) => b - a);
+  for (const at of judged) {
+    const shift = judgeDeploy(y, at);
+    if (shift) return shift;
   }
-  const factor = after / before;
-  if (factor < DEPLOY_SHIFT_RATIO && factor > 1 / DEPLOY_SHIFT_RATIO) return null;
-  return { at, factor, cause: 'deploy' };
+  return null;
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+};
+
+function judgeDeploy(y: ArrayLike<number>, at: number): LevelShift | null {
+  const k = y.length - at;
+  // The hours since the deploy and the control before it, each with the same hours a season earlier.
+  const season = at >= WEEK_HOURS + k && k <= WEEK_HOURS ? WEEK_HOURS : at >= DAY_HOURS + k && k <= DAY_HOURS ? DAY_HOURS : 0;
+  if (season === 0) return null;
+  const logRatio = (t: number): number => Math.log(((y[t] ?? 0) + 1) / ((y[t - season] ?? 0) + 1));
+  const since = Array.from({ length: k }, (_, i) => logRatio(at + i));
+  const control = Array.from({ length: k }, (_, i) => logRatio(at - k + i));
+  const base = median(control);
+  const shift = median(since) - base;
+  if (Math.abs(shift) < Math.log(DEPLOY_SHIFT_RATIO)) return null;
+  const side = Math.sign(shift);
+  const onSide = since.filter((r) => Math.sign(r - base) === side).length;
+  if (onSide < DEPLOY_CONSISTENCY * k) return null;
+  const sigma = 1.4826 * median(control.map((r) => Math.abs(r - base)));
+  if (Math.abs(shift) <= (3 * 1.2533 * sigma) / Math.sqrt(k)) return null;
+  return { at, factor: Math.exp(shift), cause: 'deploy' };
 }
 
 /** `y` with the hours before the shift multiplied by its factor (a copy). */
