@@ -13,6 +13,7 @@ import { knativeRevision, revisionPod, startFakeCluster, type FakeCluster } from
 import { startFunction, type RunningFunction } from '../../test/support/function-host.js';
 import { startSink, type TestSink } from '../../test/support/sink.js';
 import { metricValue } from '../../test/support/workload.js';
+import type { ScrapeSummary } from '../../src/stages/scrape.js';
 import { createScrape } from './index.js';
 
 const redisUrl = process.env.REDIS_URL;
@@ -47,20 +48,6 @@ function pingEvent(time: Date): { headers: Record<string, string>; body: string 
   const event = new CloudEvent({ type: pingEventType, source: '/apis/v1/namespaces/faas-billing/pingsources/scrape-tick', id: randomUUID(), time: time.toISOString(), data: {} });
   const message = HTTP.binary(event);
   return { headers: Object.fromEntries(Object.entries(message.headers).map(([k, v]) => [k, String(v)])), body: String(message.body) };
-}
-
-interface Summary {
-  interval_start: string;
-  interval_end: string;
-  events: number;
-  invocations: number;
-  repeated: boolean;
-  pods_failed: number;
-  counter_resets: number;
-  series_vanished: number;
-  unlabelled_revisions: number;
-  metered_elsewhere_revisions: number;
-  unknown_metering_label_revisions: number;
 }
 
 /** The usage reports of `events`, keyed "revision ok|error", without their volatile parts. */
@@ -98,12 +85,12 @@ describe('queue-proxy scraper (functions/scrape)', function () {
     };
     scrape = await startFunction('scrape', createScrape(env), env);
   };
-  const tick = async (n: number): Promise<Summary> => {
+  const tick = async (n: number): Promise<ScrapeSummary> => {
     const { headers, body } = pingEvent(tickAt(n));
     const res = await fetch(scrape.url, { method: 'POST', headers, body });
     const text = await res.text();
     assert.equal(res.status, 200, text);
-    return JSON.parse(text) as Summary;
+    return JSON.parse(text) as ScrapeSummary;
   };
 
   beforeEach(async () => {

@@ -139,8 +139,11 @@ export function priceForecast(parts: readonly ForecastPart[], totals: Record<Met
 
   // Each part's bill without the forecast: its period's usage so far (at the period's start, so it
   // takes the free allowances and the first tiers first), or nothing for a period not begun.
-  const usedChunks = parts.map((part) => (part.used ? [chunkOf(USED_SERVICE, part.period.start, Object.fromEntries(meters.map((m) => [m, plain((part.used as Record<Meter, Decimal>)[m])])) as Record<Meter, string>)] : []));
-  const baseBills = parts.map((part, i) => computeBill(plans[i] as Plan, usedChunks[i] ?? [], part.period));
+  const bases = parts.map(({ used, period }, i) => {
+    const chunks = used ? [chunkOf(USED_SERVICE, period.start, Object.fromEntries(meters.map((m) => [m, plain(used[m])])) as Record<Meter, string>)] : [];
+    const bill = computeBill(plans[i] as Plan, chunks, period);
+    return { chunks, total: bill.total, amount: billByMeter(bill).amount };
+  });
 
   for (const band of bandNames) {
     let bandCost = new Dec(actual?.total ?? 0);
@@ -150,7 +153,7 @@ export function priceForecast(parts: readonly ForecastPart[], totals: Record<Met
     }
     parts.forEach((part, i) => {
       const plan = plans[i] as Plan;
-      const base = baseBills[i] as Bill;
+      const base = bases[i] as (typeof bases)[number];
       const quantities = {} as Record<Meter, string>;
       for (const m of meters) {
         // Each band of the whole target is shared between periods like its expected usage
@@ -160,13 +163,12 @@ export function priceForecast(parts: readonly ForecastPart[], totals: Record<Met
       }
       // The marginal cost: the period's bill with the forecast usage minus its bill without it, so
       // free allowances, tiers, commitments and the minimum charge count the usage before it.
-      const bill = computeBill(plan, [...(usedChunks[i] ?? []), chunkOf(FORECAST_SERVICE, part.start, quantities)], part.period);
+      const bill = computeBill(plan, [...base.chunks, chunkOf(FORECAST_SERVICE, part.start, quantities)], part.period);
       const priced = billByMeter(bill);
-      const before = billByMeter(base);
       bandCost = bandCost.plus(new Dec(bill.total).minus(base.total));
       for (const m of meters) {
         perMeter[m].quantity[band] = perMeter[m].quantity[band].plus(quantities[m]);
-        perMeter[m].cost[band] = perMeter[m].cost[band].plus(priced.amount[m].minus(before.amount[m]));
+        perMeter[m].cost[band] = perMeter[m].cost[band].plus(priced.amount[m].minus(base.amount[m]));
       }
     });
     cost[band] = bandCost;

@@ -15,6 +15,7 @@
  * When the deploys are known (the hours a new revision began serving), `levelShiftAtDeploy` judges
  * them first, newest first, on hours rather than days of evidence.
  */
+import { median, robustScale } from './clean.js';
 import { DAY_HOURS, WEEK_HOURS } from './models.js';
 
 /** A day at least 35% above or below the same day a week earlier. */
@@ -106,12 +107,6 @@ export function levelShiftAtDeploy(y: ArrayLike<number>, deploys: readonly numbe
   return null;
 }
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-};
-
 function judgeDeploy(y: ArrayLike<number>, at: number): LevelShift | null {
   const k = y.length - at;
   // The hours since the deploy and the control before it, each with the same hours a season earlier.
@@ -120,13 +115,12 @@ function judgeDeploy(y: ArrayLike<number>, at: number): LevelShift | null {
   const logRatio = (t: number): number => Math.log(((y[t] ?? 0) + 1) / ((y[t - season] ?? 0) + 1));
   const since = Array.from({ length: k }, (_, i) => logRatio(at + i));
   const control = Array.from({ length: k }, (_, i) => logRatio(at - k + i));
-  const base = median(control);
+  const { center: base, sigma } = robustScale(control);
   const shift = median(since) - base;
   if (Math.abs(shift) < Math.log(DEPLOY_SHIFT_RATIO)) return null;
   const side = Math.sign(shift);
   const onSide = since.filter((r) => Math.sign(r - base) === side).length;
   if (onSide < DEPLOY_CONSISTENCY * k) return null;
-  const sigma = 1.4826 * median(control.map((r) => Math.abs(r - base)));
   if (Math.abs(shift) <= (3 * 1.2533 * sigma) / Math.sqrt(k)) return null;
   return { at, factor: Math.exp(shift), cause: 'deploy' };
 }
